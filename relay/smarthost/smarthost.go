@@ -92,7 +92,7 @@ func Parse(raw string) (*URL, error) {
 		return nil, errors.New("empty smarthost URL (write e.g. smtp://mail.example.com)")
 	}
 	if !strings.Contains(s, ":") {
-		return nil, fmt.Errorf("%q has no scheme (write e.g. smtp://%s or qmtp://%s)", s, s, s)
+		return nil, fmt.Errorf("%q has no scheme (write e.g. %q or %q)", s, "smtp://"+s, "qmtp://"+s)
 	}
 	pu, err := url.Parse(s)
 	if err != nil {

@@ -1,0 +1,280 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/relaymail/relaymail/relay/smarthost"
+)
+
+// Key describes one configuration key. The man page and its test are built
+// from Keys, so a key added to the schema cannot be forgotten in the docs.
+type Key struct {
+	Name string
+	// Kind names the value syntax: "url", "domain", "address", "duration"
+	// or "keyword".
+	Kind string
+	// Default is the value used when the key is set nowhere, as a person
+	// would write it; for keys whose default is derived from the host it
+	// says where it comes from.
+	Default string
+	Doc     string
+	// List keys collect every line that sets them; the others may be set
+	// once.
+	List bool
+	// Secret values are never shown in an error message, because those
+	// messages go to stderr and logs that other people read.
+	Secret bool
+}
+
+// keyDef is one row of the schema: the public description plus the code that
+// turns one value into a Config field.
+type keyDef struct {
+	Key
+	// set validates one value and stores it; for list keys it appends.
+	set func(c *Config, v string) error
+	// derived means Default is prose and the value is computed by Load;
+	// otherwise Default itself goes through set, so the documented default
+	// and the real one cannot drift apart.
+	derived bool
+}
+
+// schema is the single source of truth for the keys. Keep it sorted by
+// importance: it is the order of the man page.
+var schema = []keyDef{
+	{
+		Key: Key{Name: "smarthost", Kind: "url", List: true,
+			Doc: "where mail is relayed to, as a smarthost URL; several are tried in order"},
+		set: func(c *Config, v string) error {
+			u, err := smarthost.Parse(v)
+			if err != nil {
+				return err
+			}
+			c.Smarthosts = append(c.Smarthosts, u)
+			return nil
+		},
+	},
+	{
+		Key: Key{Name: "domain", Kind: "domain", Default: "first line of /etc/mailname, else the host's FQDN",
+			Doc: "the domain added to bare local names (root becomes root@domain)"},
+		set:     func(c *Config, v string) error { return setDomain(&c.Domain, v) },
+		derived: true,
+	},
+	{
+		Key: Key{Name: "hostname", Kind: "domain", Default: "the host's FQDN",
+			Doc: "the name this host gives itself in EHLO/LHLO and in Message-ID"},
+		set:     func(c *Config, v string) error { return setDomain(&c.Hostname, v) },
+		derived: true,
+	},
+	{
+		Key: Key{Name: "from", Kind: "address",
+			Doc: "the envelope sender when the caller gives no -f; a bare local part is qualified with domain"},
+		set: func(c *Config, v string) error {
+			if err := checkFrom(v); err != nil {
+				return err
+			}
+			c.From = v
+			return nil
+		},
+	},
+	{
+		Key: Key{Name: "timeout", Kind: "duration", Default: "60s",
+			Doc: "network timeout for each read and each write; a duration (90s, 5m) or a number of seconds"},
+		set: func(c *Config, v string) error {
+			d, err := parseTimeout(v)
+			if err != nil {
+				return err
+			}
+			c.Timeout = d
+			return nil
+		},
+	},
+	{
+		Key: Key{Name: "log", Kind: "keyword", Default: "syslog",
+			Doc: "where the per-message log line goes: syslog (stderr when there is no /dev/log), stderr or none"},
+		set: func(c *Config, v string) error {
+			switch v {
+			case "syslog", "stderr", "none":
+				c.Log = v
+				return nil
+			}
+			hint := "use syslog, stderr or none"
+			if s := suggest(v, []string{"syslog", "stderr", "none"}); s != "" {
+				hint = fmt.Sprintf("did you mean %q? use syslog, stderr or none", s)
+			}
+			return &valueError{fmt.Sprintf("%q is not a log destination", v), hint}
+		},
+	},
+}
+
+// Keys returns the schema in documentation order. The result is a copy.
+func Keys() []Key {
+	ks := make([]Key, len(schema))
+	for i, d := range schema {
+		ks[i] = d.Key
+	}
+	return ks
+}
+
+func lookupKey(name string) *keyDef {
+	for i := range schema {
+		if schema[i].Name == name {
+			return &schema[i]
+		}
+	}
+	return nil
+}
+
+// valueError is a validation failure with the correction kept apart, so that
+// Error can render it as a hint.
+type valueError struct{ msg, hint string }
+
+func (e *valueError) Error() string { return e.msg + " (" + e.hint + ")" }
+
+// maxTimeout bounds timeout because a larger value is almost always a unit
+// mistake (90 read as minutes) and would leave a stuck sendmail hanging for
+// hours in front of a cron job.
+const maxTimeout = time.Hour
+
+func parseTimeout(v string) (time.Duration, error) {
+	var d time.Duration
+	if v != "" && strings.Trim(v, "0123456789") == "" {
+		// A bare number is seconds, as in most MTAs' configuration.
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n > uint64(maxTimeout/time.Second) {
+			return 0, &valueError{fmt.Sprintf("%s seconds is more than the maximum of 1h", v), "write at most 3600 or 1h"}
+		}
+		d = time.Duration(n) * time.Second
+	} else {
+		var err error
+		d, err = time.ParseDuration(v)
+		if err != nil {
+			return 0, &valueError{fmt.Sprintf("%q is not a duration", v), "write e.g. 90s or 5m"}
+		}
+	}
+	if d <= 0 {
+		return 0, &valueError{fmt.Sprintf("%q is not a positive duration", v), "write e.g. 90s or 5m"}
+	}
+	if d > maxTimeout {
+		return 0, &valueError{fmt.Sprintf("%q is more than the maximum of 1h", v), "write at most 1h"}
+	}
+	return d, nil
+}
+
+func setDomain(dst *string, v string) error {
+	if err := checkDomain(v); err != nil {
+		return err
+	}
+	*dst = v
+	return nil
+}
+
+// checkDomain accepts what SMTP accepts after EHLO and after the @ of an
+// address: a DNS name or an address literal (RFC 5321 §4.1.3). Names are
+// checked by the rules of RFC 1123 §2.1 because a strict server rejects an
+// EHLO that breaks them, and a bad name is better caught here than as a
+// bounce.
+func checkDomain(v string) error {
+	const hint = "write a name like mail.example.com or an address literal like [192.0.2.1]"
+	if v == "" {
+		return &valueError{"empty domain name", hint}
+	}
+	if strings.HasPrefix(v, "[") {
+		if lit, ok := strings.CutSuffix(v[1:], "]"); ok {
+			ip := lit
+			if rest, ok := cutPrefixFold(lit, "IPv6:"); ok {
+				ip = rest
+			}
+			a, err := netip.ParseAddr(ip)
+			if err == nil && a.Zone() == "" && a.Is6() == (ip != lit) {
+				return nil
+			}
+		}
+		return &valueError{fmt.Sprintf("%q is not an address literal", v), "write [192.0.2.1] or [IPv6:2001:db8::1]"}
+	}
+	if len(v) > 253 {
+		return &valueError{fmt.Sprintf("%q is longer than 253 characters", v), hint}
+	}
+	if strings.HasPrefix(v, ".") || strings.HasSuffix(v, ".") {
+		return &valueError{fmt.Sprintf("%q starts or ends with a dot", v), "remove the dot"}
+	}
+	for _, label := range strings.Split(v, ".") {
+		if label == "" {
+			return &valueError{fmt.Sprintf("%q has two dots in a row", v), hint}
+		}
+		if len(label) > 63 {
+			return &valueError{fmt.Sprintf("%q has a label longer than 63 characters", v), hint}
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return &valueError{fmt.Sprintf("%q has a label that starts or ends with a hyphen", v), hint}
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				h := hint
+				if c >= utf8.RuneSelf {
+					h = "write an internationalised name in its xn-- form"
+				}
+				return &valueError{fmt.Sprintf("%q contains %q; a domain name has only letters, digits, hyphens and dots", v, firstRune(label[i:])), h}
+			}
+		}
+	}
+	return nil
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
+
+func firstRune(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	if r == utf8.RuneError && n <= 1 {
+		return s[:1]
+	}
+	return string(r)
+}
+
+// checkFrom is deliberately loose: quoting and the finer rules of RFC 5321
+// §4.1.2 are the smarthost's business. It only rejects what would break the
+// SMTP command line or what is surely a typing mistake.
+func checkFrom(v string) error {
+	const hint = "write an address like user@example.com or a bare user name"
+	if v == "" {
+		return &valueError{"empty sender address", hint}
+	}
+	if !utf8.ValidString(v) {
+		return &valueError{fmt.Sprintf("sender %q is not valid UTF-8", v), hint}
+	}
+	for _, r := range v {
+		switch {
+		case unicode.IsSpace(r):
+			return &valueError{fmt.Sprintf("sender %q contains white space", v), hint}
+		case unicode.IsControl(r):
+			return &valueError{fmt.Sprintf("sender %q contains a control character", v), hint}
+		case r == '<' || r == '>':
+			return &valueError{fmt.Sprintf("sender %q contains angle brackets", v), "write the bare address without < and >"}
+		}
+	}
+	local, domain, hasAt := strings.Cut(v, "@")
+	if strings.Contains(domain, "@") {
+		return &valueError{fmt.Sprintf("sender %q contains more than one @", v), hint}
+	}
+	if local == "" {
+		return &valueError{fmt.Sprintf("sender %q has an empty local part", v), hint}
+	}
+	if hasAt {
+		if err := checkDomain(domain); err != nil {
+			ve := err.(*valueError)
+			return &valueError{fmt.Sprintf("sender %q: %s", v, ve.msg), ve.hint}
+		}
+	}
+	return nil
+}
