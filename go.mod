@@ -1,6 +1,6 @@
 module github.com/relaymail/relaymail
 
-go 1.26.8
+go 1.26
 
 require (
 	github.com/emersion/go-message v0.18.2
