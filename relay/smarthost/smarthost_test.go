@@ -1,0 +1,84 @@
+package smarthost
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaymail/relaymail/relay/qmtp"
+)
+
+func TestParse(t *testing.T) {
+	cases := []struct {
+		in   string
+		want URL // Raw is not compared
+		name string
+	}{
+		{in: "qmtp://mx.example.com", want: URL{Scheme: QMTP, Network: "tcp", Host: "mx.example.com", Port: 209, TLS: TLSNone, Verify: true}, name: "qmtp://mx.example.com:209"},
+		{in: "QMTP://MX.example.com:2209/", want: URL{Scheme: QMTP, Network: "tcp", Host: "MX.example.com", Port: 2209, TLS: TLSNone, Verify: true}, name: "qmtp://MX.example.com:2209"},
+		{in: "qmtp://[::1]:2209", want: URL{Scheme: QMTP, Network: "tcp", Host: "::1", Port: 2209, TLS: TLSNone, Verify: true}, name: "qmtp://[::1]:2209"},
+		{in: "qmtp:/run/qmtp.sock", want: URL{Scheme: QMTP, Network: "unix", Path: "/run/qmtp.sock", TLS: TLSNone, Verify: true}, name: "qmtp:/run/qmtp.sock"},
+		{in: "lmtp:/run/dovecot/lmtp", want: URL{Scheme: LMTP, Network: "unix", Path: "/run/dovecot/lmtp", TLS: TLSNone, Verify: true}, name: "lmtp:/run/dovecot/lmtp"},
+		{in: "lmtp://127.0.0.1", want: URL{Scheme: LMTP, Network: "tcp", Host: "127.0.0.1", Port: 24, TLS: TLSNone, Verify: true}, name: "lmtp://127.0.0.1:24"},
+		{in: "smtp://user@mail.example.com", want: URL{Scheme: SMTP, Network: "tcp", Host: "mail.example.com", Port: 587, User: "user", TLS: TLSStartTLS, Verify: true}, name: "smtp://user@mail.example.com:587"},
+		{in: "smtp://relay.lan:25?tls=none", want: URL{Scheme: SMTP, Network: "tcp", Host: "relay.lan", Port: 25, TLS: TLSNone, Verify: true}, name: "smtp://relay.lan:25"},
+		{in: "smtps://u@mail.example.com?auth=plain&verify=no", want: URL{Scheme: SMTPS, Network: "tcp", Host: "mail.example.com", Port: 465, User: "u", TLS: TLSImplicit, Auth: "plain"}, name: "smtps://u@mail.example.com:465"},
+	}
+	for _, c := range cases {
+		got, err := Parse(c.in)
+		if err != nil {
+			t.Errorf("%q: %v", c.in, err)
+			continue
+		}
+		got.Raw = ""
+		if *got != c.want {
+			t.Errorf("%q: got %+v, want %+v", c.in, *got, c.want)
+		}
+		if got.String() != c.name {
+			t.Errorf("%q: String() = %q, want %q", c.in, got.String(), c.name)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                 "empty smarthost URL",
+		"mail.example.com":                 "has no scheme",
+		"ftp://x":                          `unknown scheme "ftp"`,
+		"smtp://u:secret@mail.example.com": "password",
+		"smtp:/run/sock":                   "only qmtp and lmtp smarthosts can be unix sockets",
+		"qmtp:relative/path":               "must be absolute",
+		"qmtp://x:99999":                   "port",
+		"qmtp://x/path":                    "unexpected path",
+		"smtp://x?tls=maybe":               `tls="maybe" is not valid`,
+		"smtp://x?color=blue":              `unknown option "color"`,
+		"smtp://x?tls=implicit":            "write smtps://",
+		"smtps://x?tls=none":               "smtps always uses implicit TLS",
+		"qmtp://u@x":                       "QMTP has no TLS and no authentication",
+		"qmtp://x#frag":                    "fragment",
+	} {
+		_, err := Parse(in)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%q) = %v, want an error containing %q", in, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("Parse(%q) leaks the password: %v", in, err)
+		}
+	}
+}
+
+func TestRelayer(t *testing.T) {
+	u, _ := Parse("qmtp://127.0.0.1:2209")
+	r, err := u.Relayer(Options{Timeout: 7 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, ok := r.(*qmtp.Relayer)
+	if !ok || q.Options.Address != "127.0.0.1:2209" || q.Options.IOTimeout != 7*time.Second || r.String() != "qmtp://127.0.0.1:2209" {
+		t.Errorf("relayer %#v", r)
+	}
+	u, _ = Parse("smtp://mail.example.com")
+	if _, err := u.Relayer(Options{}); err == nil || !strings.Contains(err.Error(), "not available in this release") {
+		t.Errorf("smtp relayer: %v", err)
+	}
+}
