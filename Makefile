@@ -1,0 +1,69 @@
+# relaymail build and test entry points. `make check` is what CI runs
+# (.ci/run); it installs what the tests need when it is missing.
+
+GO        ?= go
+BIN       := bin
+TOOLS     := $(CURDIR)/.tools/bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+STATICCHECK_VERSION := v0.8.2
+# Each fuzz target runs this long in `make check`; `make fuzz` runs longer.
+FUZZTIME  ?= 5s
+FUZZLONG  ?= 2m
+APT_PACKAGES := mandoc
+
+export CGO_ENABLED ?= 0
+
+.PHONY: all build demo check deps vet staticcheck test fuzz-short fuzz manlint fmt clean
+
+all: build
+
+build:
+	mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/sendmail ./cmd/sendmail
+	$(GO) build -trimpath -o $(BIN)/qmtp-sink ./internal/cmd/qmtp-sink
+
+# Quick start: build, start a local QMTP sink, send a sample message through
+# bin/sendmail, show what the sink stored, stop the sink.
+demo: build
+	./scripts/demo.sh
+
+check: deps vet staticcheck test fuzz-short manlint
+
+# Install what the tests need when it is missing: mandoc from Debian, and
+# staticcheck from the Go module proxy into .tools/.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@[ -x $(TOOLS)/staticcheck ] || GOBIN=$(TOOLS) CGO_ENABLED=0 $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+staticcheck: deps
+	$(TOOLS)/staticcheck ./...
+
+test:
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+# Every Fuzz target, briefly, against its committed corpus.
+fuzz-short:
+	@./scripts/fuzz.sh $(FUZZTIME)
+
+fuzz:
+	@./scripts/fuzz.sh $(FUZZLONG)
+
+manlint: deps
+	mandoc -T lint -W warning man/*.[0-9]
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN)
