@@ -277,7 +277,7 @@ func (in *intake) rewrite(h *textproto.Header) ([]byte, error) {
 			if !want[f.key] {
 				continue
 			}
-			list, err := parseAddressList(fieldValue(f.raw), false)
+			list, err := parseAddressList(strings.TrimSpace(fieldValue(f.raw)), false)
 			if err != nil {
 				return nil, dataErr("cannot take recipients from the %s: header: %s (fix the header, or give the recipients as arguments without -t)", f.key, err)
 			}
