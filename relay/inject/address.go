@@ -1,7 +1,6 @@
 package inject
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 )
@@ -428,6 +427,3 @@ func (p *addrParser) domain() (string, error) {
 	}
 	return b.String(), nil
 }
-
-// errNullSender is returned by parseSender for "" and "<>".
-var errNullSender = errors.New("null sender")

@@ -361,11 +361,14 @@ func FuzzSplitHeader(f *testing.F) {
 	} {
 		f.Add([]byte(s), false, true)
 	}
+	// One directory for every run: spool files are unlinked at once, so
+	// nothing accumulates, and a TempDir per run would dominate the cost.
+	spool := f.TempDir()
 	f.Fuzz(func(t *testing.T, in []byte, ignoreDots, extract bool) {
 		o := baseOptions()
 		o.Recipients = []string{"a@x"}
 		o.IgnoreDots, o.Extract = ignoreDots, extract
-		o.SpoolDir = t.TempDir()
+		o.SpoolDir = spool
 		o.MaxHeaderBytes = 4096
 		sub, err := Intake(bytes.NewReader(in), o)
 		if err != nil {
