@@ -269,3 +269,13 @@ func TestLogLines(t *testing.T) {
 		}
 	}
 }
+
+// -v reports delivered recipients too; without it, success is silent.
+func TestVerbose(t *testing.T) {
+	srv := scripted(t, relaytest.Reply("K", "ok 1 qp 2"), relaytest.Reply("Z", "busy"))
+	o := runSendmail(t, baseEnv(t, qmtpURL(srv)), []string{"-v", "a@example.org", "b@example.org"}, []byte(simple))
+	want := "sendmail: a@example.org: delivered via " + qmtpURL(srv) + ": ok 1 qp 2\nsendmail: b@example.org: deferred: busy\n"
+	if o.exit != 75 || !strings.HasPrefix(o.stderr, want) {
+		t.Errorf("exit %d, stderr:\n%s\nwant prefix:\n%s", o.exit, o.stderr, want)
+	}
+}

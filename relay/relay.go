@@ -66,8 +66,9 @@ type DSN struct {
 type Envelope struct {
 	// Sender is the envelope sender. The empty string is the null sender <>.
 	Sender string
-	// Recipients in the order the caller gave them; duplicates are kept as
-	// given because the protocol replies are matched by position.
+	// Recipients in the order the caller gave them. Intake merges
+	// duplicates, but the relay layer keeps whatever it is given, one
+	// result per entry, because protocol replies are matched by position.
 	Recipients []string
 	DSN        DSN
 	// Body is the body type the caller declared with -B: "7BIT", "8BITMIME",

@@ -395,7 +395,7 @@ var flags = []flagSpec{
 		reason: "Postfix's old VERP forms -V and -Vxy do not exist in relaymail",
 		handle: setEnvID},
 	{letter: 'v', syntax: "-v", act: actUse,
-		what:   "verbose; repeat it for more detail",
+		what:   "verbose: report every recipient's result on stderr, delivered ones too",
 		handle: addVerbose},
 	{letter: 'X', value: true, syntax: "-X <file>", act: actRefuse,
 		what:   "log the SMTP session to a file",

@@ -31,7 +31,7 @@ func main() {
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
 
-// env is what run needs from the process, so tests can drive it.
+// sendmail holds what one run needs from the process, so tests can drive it.
 type sendmail struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -85,7 +85,7 @@ func (s *sendmail) deliver(req *request, cfg *config.Config) int {
 		if cfg.Path != "" {
 			where = cfg.Path
 		}
-		s.errorf("no smarthost is configured, so the message cannot be sent (set smarthost in %s or RELAYMAIL_SMARTHOST, e.g. smtp://mail.example.com or qmtp://mx.example.com)", where)
+		s.errorf("no smarthost is configured, so the message cannot be sent (set smarthost in %s or RELAYMAIL_SMARTHOST, e.g. qmtp://mx.example.com)", where)
 		return exConfig
 	}
 	relayers := make([]relay.Relayer, 0, len(cfg.Smarthosts))
@@ -138,8 +138,11 @@ func (s *sendmail) deliver(req *request, cfg *config.Config) int {
 	for _, r := range results {
 		text := oneLine(r.Text)
 		s.log.Info("%s: to=<%s>, relay=%s, status=%s (%s)", sub.MessageID, r.Recipient, r.Host, statusWord(r.Class), text)
-		if r.Class != relay.Delivered {
+		switch {
+		case r.Class != relay.Delivered:
 			s.errorf("%s: %s: %s", r.Recipient, r.Class, text)
+		case req.Verbose > 0:
+			s.errorf("%s: %s via %s: %s", r.Recipient, r.Class, r.Host, text)
 		}
 		if r.Class == relay.Deferred {
 			deferred++

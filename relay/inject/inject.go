@@ -212,22 +212,28 @@ func (in *intake) sender() (string, error) {
 	if raw == "" {
 		what, raw = "the login name", o.User
 	}
-	def, err := in.oneAddress(what, raw)
+	def, defErr := in.oneAddress(what, raw)
+	in.defaultAddr = def
+	if !o.SenderSet {
+		in.envSender = def
+		return def, defErr
+	}
+	if t := strings.TrimSpace(o.Sender); t == "" || t == "<>" {
+		// The From field of a message with the null sender needs the
+		// caller's own address, so here the fallback must be good.
+		in.envSender = ""
+		return "", defErr
+	}
+	s, err := in.oneAddress("sender", o.Sender)
 	if err != nil {
 		return "", err
 	}
-	in.defaultAddr, in.envSender = def, def
-	if !o.SenderSet {
-		return def, nil
+	if defErr != nil {
+		// A valid -f does not depend on the fallback.
+		in.defaultAddr = s
 	}
-	if t := strings.TrimSpace(o.Sender); t == "" || t == "<>" {
-		in.envSender = ""
-		return "", nil
-	}
-	if in.envSender, err = in.oneAddress("sender", o.Sender); err != nil {
-		return "", err
-	}
-	return in.envSender, nil
+	in.envSender = s
+	return s, nil
 }
 
 func (in *intake) oneAddress(what, raw string) (string, error) {

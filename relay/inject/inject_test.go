@@ -169,6 +169,11 @@ func TestIntakeEnvelope(t *testing.T) {
 		{name: "-f empty", opt: func(o *Options) { o.Recipients = []string{"a@x"}; o.Sender, o.SenderSet = "", true }, sender: "", rcpts: []string{"a@x"}},
 		{name: "-f <>", opt: func(o *Options) { o.Recipients = []string{"a@x"}; o.Sender, o.SenderSet = "<>", true }, sender: "", rcpts: []string{"a@x"}},
 		{name: "configured from", opt: func(o *Options) { o.Recipients = []string{"a@x"}; o.DefaultSender = "noreply@example.net" }, sender: "noreply@example.net", rcpts: []string{"a@x"}},
+		{name: "-f wins over a bad fallback", opt: func(o *Options) {
+			o.Recipients = []string{"a@x"}
+			o.User = "bad user"
+			o.Sender, o.SenderSet = "b@x", true
+		}, sender: "b@x", rcpts: []string{"a@x"}},
 		{name: "utf8 address", opt: func(o *Options) { o.Recipients = []string{"jörg@bücher.example"} }, sender: "alice@example.com", rcpts: []string{"jörg@bücher.example"}, utf8: true},
 	}
 	for _, c := range cases {
@@ -214,6 +219,7 @@ func TestIntakeErrors(t *testing.T) {
 			o.Recipients = []string{"a@x"}
 			o.Sender, o.SenderSet = "a@b -X/var/www/shell.php", true
 		}, kind: KindData, msg: "not a valid address"},
+		{name: "bad login name without -f", opt: func(o *Options) { o.Recipients = []string{"a@x"}; o.User = "bad user" }, kind: KindData, msg: "the login name"},
 		{name: "two senders", opt: func(o *Options) { o.Recipients = []string{"a@x"}; o.Sender, o.SenderSet = "a@x, b@y", true }, kind: KindData, msg: "exactly one address"},
 		{name: "long local part", opt: func(o *Options) { o.Recipients = []string{strings.Repeat("l", 65) + "@x"} }, kind: KindData, msg: "64 octets"},
 		{name: "bad -t header", in: "To: Joe User joe@x\n\nb\n", opt: func(o *Options) { o.Extract = true }, kind: KindData, msg: "To: header"},

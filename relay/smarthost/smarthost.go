@@ -109,7 +109,7 @@ func Parse(raw string) (*URL, error) {
 	}
 	if pu.User != nil {
 		if _, has := pu.User.Password(); has {
-			return nil, fmt.Errorf("%q carries a password; remove it from the URL and set the password key or password_file instead", u.redacted(pu))
+			return nil, fmt.Errorf("%q carries a password; remove it from the URL: a password never belongs in a URL, and SMTP authentication reads it from its own secret setting", u.redacted(pu))
 		}
 		u.User = pu.User.Username()
 	}
