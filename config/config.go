@@ -67,8 +67,10 @@ type Config struct {
 	Hostname   string           // EHLO/LHLO name and Message-ID right-hand side
 	From       string           // default envelope sender; "" for the login name
 	Timeout    time.Duration
-	Log        string // "syslog" | "stderr" | "none"
-	Path       string // the file that was read, "" if none
+	// MaxHeaderSize bounds the message header intake accepts, in bytes.
+	MaxHeaderSize int64
+	Log           string // "syslog" | "stderr" | "none"
+	Path          string // the file that was read, "" if none
 }
 
 // Options says where Load looks. The zero value is right for an ordinary run.

@@ -558,3 +558,25 @@ func TestErrorString(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxHeaderSize(t *testing.T) {
+	for in, want := range map[string]int64{"": 1 << 20, "2k": 2048, "4096": 4096, "3M": 3 << 20} {
+		env := map[string]string{}
+		if in != "" {
+			env["RELAYMAIL_MAX_HEADER_SIZE"] = in
+		}
+		c, err := Load(Options{Path: "/dev/null", Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+			Hostname: func() (string, error) { return "host.example.com", nil }, MailnamePath: "/nonexistent", HostsPath: "/nonexistent"})
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if c.MaxHeaderSize != want {
+			t.Errorf("%q: MaxHeaderSize = %d, want %d", in, c.MaxHeaderSize, want)
+		}
+	}
+	for _, bad := range []string{"0", "-1", "1x", "100", "65M", " 1k", "k"} {
+		if _, err := parseSize(bad); err == nil {
+			t.Errorf("parseSize(%q) accepted", bad)
+		}
+	}
+}

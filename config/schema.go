@@ -95,6 +95,18 @@ var schema = []keyDef{
 		},
 	},
 	{
+		Key: Key{Name: "max_header_size", Kind: "size", Default: "1M",
+			Doc: "the largest message header accepted; a bigger one is refused with exit 65; bytes, or with a k or M suffix"},
+		set: func(c *Config, v string) error {
+			n, err := parseSize(v)
+			if err != nil {
+				return err
+			}
+			c.MaxHeaderSize = n
+			return nil
+		},
+	},
+	{
 		Key: Key{Name: "log", Kind: "keyword", Default: "syslog",
 			Doc: "where the per-message log line goes: syslog (stderr when there is no /dev/log), stderr or none"},
 		set: func(c *Config, v string) error {
@@ -164,6 +176,29 @@ func parseTimeout(v string) (time.Duration, error) {
 		return 0, &valueError{fmt.Sprintf("%q is more than the maximum of 1h", v), "write at most 1h"}
 	}
 	return d, nil
+}
+
+// parseSize reads a byte count with an optional k or M suffix (powers of
+// 1024). The header limit exists to bound memory, so it is capped at 64M.
+func parseSize(v string) (int64, error) {
+	num, mult := v, int64(1)
+	switch {
+	case strings.HasSuffix(v, "k"), strings.HasSuffix(v, "K"):
+		num, mult = v[:len(v)-1], 1<<10
+	case strings.HasSuffix(v, "M"), strings.HasSuffix(v, "m"):
+		num, mult = v[:len(v)-1], 1<<20
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || num != strings.TrimSpace(num) {
+		return 0, &valueError{fmt.Sprintf("%q is not a size", v), "write a number of bytes, or one with a k or M suffix, e.g. 512k or 1M"}
+	}
+	if n > (64<<20)/mult {
+		return 0, &valueError{fmt.Sprintf("%q is too large", v), "the most is 64M"}
+	}
+	if n*mult < 1024 {
+		return 0, &valueError{fmt.Sprintf("%q is too small", v), "a header needs at least 1k"}
+	}
+	return n * mult, nil
 }
 
 func setDomain(dst *string, v string) error {

@@ -11,7 +11,7 @@ import (
 )
 
 func TestSchema(t *testing.T) {
-	kinds := map[string]bool{"url": true, "domain": true, "address": true, "duration": true, "keyword": true}
+	kinds := map[string]bool{"url": true, "domain": true, "address": true, "duration": true, "keyword": true, "size": true}
 	seen := map[string]bool{}
 	for _, d := range schema {
 		if !regexp.MustCompile(`^[a-z][a-z0-9_]*$`).MatchString(d.Name) {

@@ -279,3 +279,17 @@ func TestVerbose(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s\nwant prefix:\n%s", o.exit, o.stderr, want)
 	}
 }
+
+func TestMaxHeaderSize(t *testing.T) {
+	srv := relaytest.NewQMTPServer(t)
+	env := mergeEnv(baseEnv(t, qmtpURL(srv)), []string{"RELAYMAIL_MAX_HEADER_SIZE=2k"})
+	big := "Subject: " + strings.Repeat("x", 3000) + "\n\nbody\n"
+	o := runSendmail(t, env, []string{"a@example.org"}, []byte(big))
+	if o.exit != 65 || !strings.Contains(o.stderr, "larger than 2048 bytes") || len(srv.Packages()) != 0 {
+		t.Errorf("exit %d, %d packages, stderr %q", o.exit, len(srv.Packages()), o.stderr)
+	}
+	o = runSendmail(t, env, []string{"a@example.org"}, []byte("Subject: small\n\nbody\n"))
+	if o.exit != 0 {
+		t.Errorf("small header: exit %d, %s", o.exit, o.stderr)
+	}
+}

@@ -65,7 +65,16 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exUsage
 	}
 
-	cfg, err := config.Load(config.Options{Path: req.ConfigPath})
+	// Installed set-user-ID or set-group-ID, sendmail must not let the
+	// caller choose the configuration: -C would read any file with our
+	// privileges and echo it in an error, and RELAYMAIL_* could redirect
+	// mail. DESIGN.md §4; the full privilege model is a later release.
+	priv := privileged()
+	if priv && req.ConfigPath != "" {
+		s.errorf("-C is not permitted: this sendmail runs with set-user-ID or set-group-ID privileges and reads only %s", config.DefaultPath)
+		return exNoPerm
+	}
+	cfg, err := config.Load(config.Options{Path: req.ConfigPath, IgnoreEnv: priv})
 	if err != nil {
 		s.errorf("%v", err)
 		return exConfig
@@ -108,16 +117,17 @@ func (s *sendmail) deliver(req *request, cfg *config.Config) int {
 		}
 	}
 	sub, err := inject.Intake(s.stdin, inject.Options{
-		Recipients:    req.Recipients,
-		Extract:       req.Extract,
-		IgnoreDots:    req.IgnoreDots,
-		Sender:        req.Sender,
-		SenderSet:     req.SenderSet,
-		DefaultSender: cfg.From,
-		User:          login,
-		FullName:      fullName,
-		Domain:        cfg.Domain,
-		Hostname:      cfg.Hostname,
+		Recipients:     req.Recipients,
+		Extract:        req.Extract,
+		IgnoreDots:     req.IgnoreDots,
+		Sender:         req.Sender,
+		SenderSet:      req.SenderSet,
+		DefaultSender:  cfg.From,
+		User:           login,
+		FullName:       fullName,
+		Domain:         cfg.Domain,
+		Hostname:       cfg.Hostname,
+		MaxHeaderBytes: cfg.MaxHeaderSize,
 	})
 	if err != nil {
 		s.errorf("%v", err)
@@ -155,6 +165,12 @@ func (s *sendmail) deliver(req *request, cfg *config.Config) int {
 		s.errorf("%d of %d recipients were not sent and nothing was kept: this release has no queue (send the message again later)", deferred, len(results))
 	}
 	return resultsExit(results)
+}
+
+// privileged reports whether the process runs with privileges its caller
+// does not have. A variable so that tests can pretend.
+var privileged = func() bool {
+	return os.Getuid() != os.Geteuid() || os.Getgid() != os.Getegid()
 }
 
 func statusWord(c relay.Class) string {

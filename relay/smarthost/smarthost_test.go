@@ -42,20 +42,20 @@ func TestParse(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	for in, want := range map[string]string{
-		"":                                 "empty smarthost URL",
-		"mail.example.com":                 "has no scheme",
-		"ftp://x":                          `unknown scheme "ftp"`,
+		"":                                  "empty smarthost URL",
+		"mail.example.com":                  "has no scheme",
+		"ftp://x":                           `unknown scheme "ftp"`,
 		"smtp://u:hunter2@mail.example.com": "password",
-		"smtp:/run/sock":                   "only qmtp and lmtp smarthosts can be unix sockets",
-		"qmtp:relative/path":               "must be absolute",
-		"qmtp://x:99999":                   "port",
-		"qmtp://x/path":                    "unexpected path",
-		"smtp://x?tls=maybe":               `tls="maybe" is not valid`,
-		"smtp://x?color=blue":              `unknown option "color"`,
-		"smtp://x?tls=implicit":            "write smtps://",
-		"smtps://x?tls=none":               "smtps always uses implicit TLS",
-		"qmtp://u@x":                       "QMTP has no TLS and no authentication",
-		"qmtp://x#frag":                    "fragment",
+		"smtp:/run/sock":                    "only qmtp and lmtp smarthosts can be unix sockets",
+		"qmtp:relative/path":                "must be absolute",
+		"qmtp://x:99999":                    "port",
+		"qmtp://x/path":                     "unexpected path",
+		"smtp://x?tls=maybe":                `tls="maybe" is not valid`,
+		"smtp://x?color=blue":               `unknown option "color"`,
+		"smtp://x?tls=implicit":             "write smtps://",
+		"smtps://x?tls=none":                "smtps always uses implicit TLS",
+		"qmtp://u@x":                        "QMTP has no TLS and no authentication",
+		"qmtp://x#frag":                     "fragment",
 	} {
 		_, err := Parse(in)
 		if err == nil || !strings.Contains(err.Error(), want) {
