@@ -1,12 +1,12 @@
 package config
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/relaymail/relaymail/internal/mantest"
 )
 
 // The tests in this file keep man/relaymail.conf.5 and the schema in step:
@@ -14,59 +14,10 @@ import (
 
 const manPage = "../man/relaymail.conf.5"
 
-// overstrike matches the backspace sequences a terminal renderer uses for
-// bold ("x\bx") and underline ("_\bx").
-var overstrike = regexp.MustCompile(`(?s).\x08`)
-
-// renderMan renders an mdoc page with mandoc as plain text, wide enough that
-// no paragraph is wrapped, so that every list item starts a line. The test
-// is skipped when mandoc is not installed (make check installs it).
-func renderMan(t *testing.T, path string) []string {
-	t.Helper()
-	mandoc, err := exec.LookPath("mandoc")
-	if err != nil {
-		t.Skip("mandoc is not installed; it renders the man page for this test")
-	}
-	cmd := exec.Command(mandoc, "-T", "utf8", "-O", "width=1000", path)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("mandoc %s: %v: %s", path, err, stderr.String())
-	}
-	text := overstrike.ReplaceAllString(string(out), "")
-	text = strings.NewReplacer("\u2010", "-", "\u2212", "-").Replace(text)
-	return strings.Split(text, "\n")
-}
-
-// section returns the lines of the rendered section name, up to the next
-// heading.
-func section(t *testing.T, lines []string, name string) []string {
-	t.Helper()
-	start := -1
-	for i, l := range lines {
-		if start < 0 {
-			if l == name {
-				start = i + 1
-			}
-			continue
-		}
-		if l != "" && l[0] != ' ' {
-			return lines[start:i]
-		}
-	}
-	if start < 0 {
-		t.Fatalf("the man page has no %s section", name)
-	}
-	return lines[start:]
-}
-
-func indentOf(s string) int { return len(s) - len(strings.TrimLeft(s, " ")) }
-
 // TestManPageKeys: every key of the schema is an item of the KEYS section of
 // relaymail.conf(5), all at the same level of the list.
 func TestManPageKeys(t *testing.T) {
-	keys := section(t, renderMan(t, manPage), "KEYS")
+	keys := mantest.Section(t, mantest.Render(t, manPage), "KEYS")
 	indent := -1
 	for _, k := range Keys() {
 		found := false
@@ -76,9 +27,9 @@ func TestManPageKeys(t *testing.T) {
 				continue
 			}
 			if indent < 0 {
-				indent = indentOf(l)
+				indent = mantest.Indent(l)
 			}
-			if indentOf(l) == indent {
+			if mantest.Indent(l) == indent {
 				found = true
 				break
 			}

@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"os/exec"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/relaymail/relaymail/internal/mantest"
 )
 
 // The tests in this file keep man/sendmail.8 and the flag table in step: the
@@ -14,60 +13,6 @@ import (
 // not describe a letter the table does not have.
 
 const manPage = "../../man/sendmail.8"
-
-// overstrike matches the backspace sequences a terminal renderer uses for
-// bold ("x\bx") and underline ("_\bx"): dropping the character before each
-// backspace leaves the plain text.
-var overstrike = regexp.MustCompile(`(?s).\x08`)
-
-// renderMan renders an mdoc page with mandoc as plain text. The width is
-// large so that no paragraph is wrapped: every line then starts where the
-// source starts a paragraph or a list item, which is what the tests below
-// look for. The test is skipped when mandoc is not installed (make check
-// installs it).
-func renderMan(t *testing.T, path string) []string {
-	t.Helper()
-	mandoc, err := exec.LookPath("mandoc")
-	if err != nil {
-		t.Skip("mandoc is not installed; it renders the man page for this test")
-	}
-	cmd := exec.Command(mandoc, "-T", "utf8", "-O", "width=1000", path)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("mandoc %s: %v: %s", path, err, stderr.String())
-	}
-	text := overstrike.ReplaceAllString(string(out), "")
-	// Some mandoc versions render a plain "-" as U+2010 HYPHEN and "\-" as
-	// U+2212 MINUS SIGN; the table is written in ASCII.
-	text = strings.NewReplacer("\u2010", "-", "\u2212", "-").Replace(text)
-	return strings.Split(text, "\n")
-}
-
-// section returns the lines of the rendered section name: from its heading,
-// a line of its own at the left margin, to the next heading.
-func section(t *testing.T, lines []string, name string) []string {
-	t.Helper()
-	start := -1
-	for i, l := range lines {
-		if start < 0 {
-			if l == name {
-				start = i + 1
-			}
-			continue
-		}
-		if l != "" && l[0] != ' ' {
-			return lines[start:i]
-		}
-	}
-	if start < 0 {
-		t.Fatalf("the man page has no %s section", name)
-	}
-	return lines[start:]
-}
-
-func indentOf(s string) int { return len(s) - len(strings.TrimLeft(s, " ")) }
 
 // fold joins lines and collapses white space, so that text can be compared
 // whatever the line breaks and sentence spacing.
@@ -95,7 +40,7 @@ func isHeadLine(line, head string) bool {
 // item says what the table's "what" and "reason" say, and for ignored,
 // unsupported and refused flags, that they are.
 func TestManPageOptions(t *testing.T) {
-	opts := section(t, renderMan(t, manPage), "OPTIONS")
+	opts := mantest.Section(t, mantest.Render(t, manPage), "OPTIONS")
 
 	// Find each row's item head.
 	at := make([]int, len(flags))
@@ -132,14 +77,14 @@ func TestManPageOptions(t *testing.T) {
 			end = starts[k]
 		}
 		text := fold(opts[at[i]:end])
-		ind := indentOf(opts[at[i]])
+		ind := mantest.Indent(opts[at[i]])
 		if f.sub == "" {
 			if topIndent < 0 {
 				topIndent = ind
 			} else if ind != topIndent {
 				t.Errorf("sendmail.8: the item %s is indented %d columns, the other letters %d; is it nested in another item?", f.syntax, ind, topIndent)
 			}
-		} else if parent := letterSpecs[f.letter]; at[indexOf(parent)] >= 0 && ind <= indentOf(opts[at[indexOf(parent)]]) {
+		} else if parent := letterSpecs[f.letter]; at[indexOf(parent)] >= 0 && ind <= mantest.Indent(opts[at[indexOf(parent)]]) {
 			t.Errorf("sendmail.8: the item %s is not nested in the list of %s", f.syntax, parent.syntax)
 		}
 
@@ -206,7 +151,7 @@ func TestManPageLetters(t *testing.T) {
 
 	// sendmail.8: a letter item is a line at the indent of the first item
 	// that starts with "-" and a letter or digit ("--help" is not a letter).
-	opts := section(t, renderMan(t, manPage), "OPTIONS")
+	opts := mantest.Section(t, mantest.Render(t, manPage), "OPTIONS")
 	page := map[string]bool{}
 	indent := -1
 	for _, l := range opts {
@@ -215,9 +160,9 @@ func TestManPageLetters(t *testing.T) {
 			continue
 		}
 		if indent < 0 {
-			indent = indentOf(l)
+			indent = mantest.Indent(l)
 		}
-		if indentOf(l) == indent {
+		if mantest.Indent(l) == indent {
 			page[s[1:2]] = true
 		}
 	}
