@@ -69,8 +69,13 @@ type Config struct {
 	Timeout    time.Duration
 	// MaxHeaderSize bounds the message header intake accepts, in bytes.
 	MaxHeaderSize int64
-	Log           string // "syslog" | "stderr" | "none"
-	Path          string // the file that was read, "" if none
+	// Password is the SMTP AUTH secret; never print it.
+	Password string
+	// TLS material for the smarthost connections; "" for none.
+	TLSCAFile, TLSCertFile, TLSKeyFile string
+	TLSFingerprint                     string // lower-case hex SHA-256, no colons
+	Log                                string // "syslog" | "stderr" | "none"
+	Path                               string // the file that was read, "" if none
 }
 
 // Options says where Load looks. The zero value is right for an ordinary run.

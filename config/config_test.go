@@ -580,3 +580,29 @@ func TestMaxHeaderSize(t *testing.T) {
 		}
 	}
 }
+
+func TestSMTPKeys(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte("s3cr#t with spaces\n"), 0o600)
+	conf := filepath.Join(dir, "relaymail.conf")
+	os.WriteFile(conf, []byte("smarthost smtps://u@mail.example.com\npassword_file "+pw+
+		"\ntls_ca_file /etc/ssl/ca.pem\ntls_cert_file /etc/ssl/c.pem\ntls_key_file /etc/ssl/k.pem\n"+
+		"tls_fingerprint AB:"+strings.Repeat("cd", 31)+"\n"), 0o644)
+	c, err := Load(Options{Path: conf, Getenv: func(string) (string, bool) { return "", false },
+		Hostname: func() (string, error) { return "host.example.com", nil }, MailnamePath: "/nonexistent", HostsPath: "/nonexistent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Password != "s3cr#t with spaces" || c.TLSCAFile != "/etc/ssl/ca.pem" || c.TLSCertFile != "/etc/ssl/c.pem" ||
+		c.TLSKeyFile != "/etc/ssl/k.pem" || c.TLSFingerprint != "ab"+strings.Repeat("cd", 31) {
+		t.Errorf("loaded %+v", c)
+	}
+	for _, bad := range []string{"tls_ca_file ca.pem\n", "tls_fingerprint 12:34\n", "tls_fingerprint " + strings.Repeat("zz", 32) + "\n"} {
+		os.WriteFile(conf, []byte(bad), 0o644)
+		if _, err := Load(Options{Path: conf, Getenv: func(string) (string, bool) { return "", false },
+			Hostname: func() (string, error) { return "host.example.com", nil }, MailnamePath: "/nonexistent", HostsPath: "/nonexistent"}); err == nil || !strings.Contains(err.Error(), ":1:") {
+			t.Errorf("%q: err %v", bad, err)
+		}
+	}
+}

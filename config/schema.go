@@ -95,6 +95,41 @@ var schema = []keyDef{
 		},
 	},
 	{
+		Key: Key{Name: "password", Kind: "text", Secret: true,
+			Doc: "the SMTP AUTH password (or OAuth2 bearer token with auth=xoauth2) for the user named in the smarthost URL; best given as password_file or RELAYMAIL_PASSWORD_FILE"},
+		set: func(c *Config, v string) error {
+			c.Password = v
+			return nil
+		},
+	},
+	{
+		Key: Key{Name: "tls_ca_file", Kind: "path",
+			Doc: "PEM file of the certificate authorities that may sign the smarthost's certificate, instead of the system roots"},
+		set: func(c *Config, v string) error { return setPath(&c.TLSCAFile, v) },
+	},
+	{
+		Key: Key{Name: "tls_cert_file", Kind: "path",
+			Doc: "PEM client certificate to present to the smarthost (with tls_key_file)"},
+		set: func(c *Config, v string) error { return setPath(&c.TLSCertFile, v) },
+	},
+	{
+		Key: Key{Name: "tls_key_file", Kind: "path",
+			Doc: "PEM private key of tls_cert_file"},
+		set: func(c *Config, v string) error { return setPath(&c.TLSKeyFile, v) },
+	},
+	{
+		Key: Key{Name: "tls_fingerprint", Kind: "fingerprint",
+			Doc: "SHA-256 fingerprint of the smarthost's certificate, in hex with or without colons; when set, the certificate must match it"},
+		set: func(c *Config, v string) error {
+			hex := strings.ToLower(strings.ReplaceAll(v, ":", ""))
+			if len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
+				return &valueError{fmt.Sprintf("%q is not a SHA-256 fingerprint", v), "write 64 hex digits, e.g. from: openssl x509 -noout -fingerprint -sha256 -in cert.pem"}
+			}
+			c.TLSFingerprint = hex
+			return nil
+		},
+	},
+	{
 		Key: Key{Name: "max_header_size", Kind: "size", Default: "1M",
 			Doc: "the largest message header accepted; a bigger one is refused with exit 65; bytes, or with a k or M suffix"},
 		set: func(c *Config, v string) error {
@@ -176,6 +211,16 @@ func parseTimeout(v string) (time.Duration, error) {
 		return 0, &valueError{fmt.Sprintf("%q is more than the maximum of 1h", v), "write at most 1h"}
 	}
 	return d, nil
+}
+
+// setPath accepts an absolute path: sendmail runs from any directory, so a
+// relative one would mean something different for every caller.
+func setPath(dst *string, v string) error {
+	if !strings.HasPrefix(v, "/") {
+		return &valueError{fmt.Sprintf("%q is not an absolute path", v), "write the full path, e.g. /etc/ssl/certs/relay-ca.pem"}
+	}
+	*dst = v
+	return nil
 }
 
 // parseSize reads a byte count with an optional k or M suffix (powers of
