@@ -182,15 +182,39 @@ func Intake(r io.Reader, opts Options) (*Submission, error) {
 		}
 		return fail(&Error{Kind: KindUsage, Msg: msg})
 	}
-	sub.Envelope = relay.Envelope{Sender: sender, Recipients: in.rcpts}
-	for _, a := range append([]string{sender}, in.rcpts...) {
-		if !relay.IsASCII(a) {
-			sub.Envelope.SMTPUTF8 = true
-		}
-	}
+	sub.Envelope = in.envelope(sender)
 	sub.Message = relay.Message{Data: f, Size: w.n, EightBit: w.eightBit, LongLines: w.longLines}
 	sub.MessageID = in.messageID
 	return sub, nil
+}
+
+// Envelope works out the sender and the argument recipients exactly as
+// Intake would, without reading a message: sendmail -bv shows the rewritten
+// addresses with it. Header recipients (-t) need a message and are ignored.
+func Envelope(opts Options) (relay.Envelope, error) {
+	in := &intake{opts: opts}
+	sender, err := in.sender()
+	if err != nil {
+		return relay.Envelope{}, err
+	}
+	for _, arg := range opts.Recipients {
+		if err := in.addArgRecipient(arg); err != nil {
+			return relay.Envelope{}, err
+		}
+	}
+	return in.envelope(sender), nil
+}
+
+// envelope assembles the result; a non-ASCII address needs SMTPUTF8 on the
+// wire (RFC 6531).
+func (in *intake) envelope(sender string) relay.Envelope {
+	env := relay.Envelope{Sender: sender, Recipients: in.rcpts}
+	for _, a := range append([]string{sender}, in.rcpts...) {
+		if !relay.IsASCII(a) {
+			env.SMTPUTF8 = true
+		}
+	}
+	return env
 }
 
 type intake struct {

@@ -409,3 +409,19 @@ func FuzzSplitHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestEnvelopeWithoutMessage(t *testing.T) {
+	o := baseOptions()
+	o.Recipients = []string{"root, Joe <joe@x>", "a@x,"}
+	env, err := Envelope(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.Sender != "alice@example.com" || !reflect.DeepEqual(env.Recipients, []string{"root@example.com", "joe@x", "a@x"}) {
+		t.Errorf("envelope %+v", env)
+	}
+	o.Recipients = []string{"a@b>\r\nx"}
+	if _, err := Envelope(o); err == nil {
+		t.Error("injection accepted")
+	}
+}
