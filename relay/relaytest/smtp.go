@@ -1,12 +1,17 @@
 package relaytest
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/md5"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,13 +32,25 @@ type SMTPOptions struct {
 	// speaks TLS from the first byte instead (SMTPS).
 	TLSConfig   *tls.Config
 	ImplicitTLS bool
-	// AuthUser and AuthPassword, when AuthUser is set, offer AUTH PLAIN with
+	// AuthUser and AuthPassword, when AuthUser is set, offer AUTH with
 	// that one account and refuse MAIL before authentication. AUTH is only
 	// offered over TLS unless AllowInsecureAuth is set.
 	AuthUser, AuthPassword string
 	AllowInsecureAuth      bool
+	// AuthMechanisms lists the mechanisms offered, from PLAIN, LOGIN,
+	// CRAM-MD5 and XOAUTH2 (whose bearer token is AuthPassword); nil means
+	// PLAIN only.
+	AuthMechanisms []string
 	// MaxMessageBytes is advertised with SIZE and enforced (0: no limit).
 	MaxMessageBytes int64
+	// MaxRecipients, when set, refuses further RCPTs of a transaction with
+	// "452 4.5.3" (advertised as LIMITS RCPTMAX).
+	MaxRecipients int
+	// HideExtensions removes these EHLO keywords (e.g. "CHUNKING",
+	// "PIPELINING") from the server's reply. It works on plain-text
+	// sessions only (not after STARTTLS, not with ImplicitTLS), and not
+	// for SIZE, which go-smtp always sends last.
+	HideExtensions []string
 	// Debug, when set, receives the protocol transcript.
 	Debug io.Writer
 
@@ -48,6 +65,10 @@ type SMTPOptions struct {
 	// LMTPError, when set, gives the reply after LMTP DATA for m.Rcpts[i],
 	// which is an accepted recipient; nil means the DataError reply, or 250.
 	LMTPError func(m *SMTPMessage, i int) *smtp.SMTPError
+	// Drop, when set and true for a message whose data has just been read,
+	// makes the server close the connection without replying; the message
+	// is not recorded.
+	Drop func(m *SMTPMessage) bool
 }
 
 // SMTPRcpt is one RCPT TO command.
@@ -153,11 +174,15 @@ func StartSMTPServer(network, addr string, opts SMTPOptions) (*SMTPServer, error
 	srv.EnableSMTPUTF8 = true
 	srv.AllowInsecureAuth = opts.AllowInsecureAuth
 	srv.MaxMessageBytes = opts.MaxMessageBytes
+	srv.MaxRecipients = opts.MaxRecipients
 	srv.ReadTimeout = time.Minute
 	srv.WriteTimeout = time.Minute
 	srv.ErrorLog = log.New(io.Discard, "", 0)
 	if opts.Debug != nil {
 		srv.Debug = opts.Debug
+	}
+	if len(opts.HideExtensions) > 0 {
+		ln = &hideListener{Listener: ln, hide: opts.HideExtensions}
 	}
 	if !opts.ImplicitTLS {
 		srv.TLSConfig = opts.TLSConfig
@@ -269,20 +294,44 @@ func (se *smtpSession) AuthMechanisms() []string {
 	if se.s.opts.AuthUser == "" {
 		return nil
 	}
+	if m := se.s.opts.AuthMechanisms; m != nil {
+		return m
+	}
 	return []string{sasl.Plain}
 }
 
 func (se *smtpSession) Auth(mech string) (sasl.Server, error) {
-	if se.s.opts.AuthUser == "" || mech != sasl.Plain {
+	offered := false
+	for _, m := range se.AuthMechanisms() {
+		offered = offered || strings.EqualFold(m, mech)
+	}
+	if !offered {
 		return nil, smtp.ErrAuthUnknownMechanism
 	}
-	return sasl.NewPlainServer(func(identity, user, pass string) error {
-		if user != se.s.opts.AuthUser || pass != se.s.opts.AuthPassword || (identity != "" && identity != user) {
+	o := se.s.opts
+	check := func(user, pass string) error {
+		if user != o.AuthUser || pass != o.AuthPassword {
 			return smtp.ErrAuthFailed
 		}
 		se.auth = user
 		return nil
-	}), nil
+	}
+	switch strings.ToUpper(mech) {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, user, pass string) error {
+			if identity != "" && identity != user {
+				return smtp.ErrAuthFailed
+			}
+			return check(user, pass)
+		}), nil
+	case sasl.Login:
+		return &loginServer{check: check}, nil
+	case "CRAM-MD5":
+		return &cramMD5Server{user: o.AuthUser, pass: o.AuthPassword, ok: func() { se.auth = o.AuthUser }}, nil
+	case "XOAUTH2":
+		return &xoauth2Server{check: check}, nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
 }
 
 func (se *smtpSession) Mail(from string, opts *smtp.MailOptions) error {
@@ -331,9 +380,24 @@ func (se *smtpSession) readData(r io.Reader) error {
 	return nil
 }
 
+// dropped closes the connection when the Drop hook asks for it.
+func (se *smtpSession) dropped() bool {
+	if f := se.s.opts.Drop; f != nil && f(se.m) {
+		se.m = nil
+		se.c.Conn().Close()
+		return true
+	}
+	return false
+}
+
+var errDropped = errors.New("relaytest: connection dropped")
+
 func (se *smtpSession) Data(r io.Reader) error {
 	if err := se.readData(r); err != nil {
 		return err
+	}
+	if se.dropped() {
+		return errDropped
 	}
 	m := se.m
 	se.m = nil
@@ -350,6 +414,9 @@ func (se *smtpSession) Data(r io.Reader) error {
 func (se *smtpSession) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	if err := se.readData(r); err != nil {
 		return err
+	}
+	if se.dropped() {
+		return errDropped
 	}
 	m := se.m
 	se.m = nil
@@ -381,3 +448,111 @@ func (se *smtpSession) LMTPData(r io.Reader, status smtp.StatusCollector) error 
 func (se *smtpSession) Reset() { se.m = nil }
 
 func (se *smtpSession) Logout() error { return nil }
+
+// loginServer is the server side of LOGIN (draft-murchison-sasl-login):
+// "Username:" and "Password:" prompts; a user name sent as the initial
+// response skips the first prompt.
+type loginServer struct {
+	check    func(user, pass string) error
+	user     string
+	step     int
+	haveUser bool
+}
+
+func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
+	l.step++
+	switch {
+	case l.step > 3:
+		return nil, false, smtp.ErrAuthFailed
+	case !l.haveUser && l.step == 1 && len(response) == 0:
+		return []byte("Username:"), false, nil
+	case !l.haveUser:
+		l.user, l.haveUser = string(response), true
+		return []byte("Password:"), false, nil
+	default:
+		return nil, true, l.check(l.user, string(response))
+	}
+}
+
+// cramMD5Server is the server side of CRAM-MD5 (RFC 2195).
+type cramMD5Server struct {
+	user, pass string
+	ok         func()
+	challenge  []byte
+}
+
+func (c *cramMD5Server) Next(response []byte) ([]byte, bool, error) {
+	if c.challenge == nil {
+		c.challenge = []byte(fmt.Sprintf("<%d.%d@relaytest.invalid>", time.Now().UnixNano(), len(c.user)))
+		return c.challenge, false, nil
+	}
+	user, digest, ok := strings.Cut(string(response), " ")
+	m := hmac.New(md5.New, []byte(c.pass))
+	m.Write(c.challenge)
+	want := hex.EncodeToString(m.Sum(nil))
+	if !ok || user != c.user || !hmac.Equal([]byte(digest), []byte(want)) {
+		return nil, false, smtp.ErrAuthFailed
+	}
+	c.ok()
+	return nil, true, nil
+}
+
+// xoauth2Server is the server side of XOAUTH2: a refused token draws a 334
+// with a JSON error, and the client's empty answer then gets the 535.
+type xoauth2Server struct {
+	check  func(user, token string) error
+	failed bool
+}
+
+func (x *xoauth2Server) Next(response []byte) ([]byte, bool, error) {
+	if x.failed {
+		return nil, false, smtp.ErrAuthFailed
+	}
+	var user, token string
+	for _, f := range bytes.Split(response, []byte{1}) {
+		if u, ok := bytes.CutPrefix(f, []byte("user=")); ok {
+			user = string(u)
+		}
+		if t, ok := bytes.CutPrefix(f, []byte("auth=Bearer ")); ok {
+			token = string(t)
+		}
+	}
+	if err := x.check(user, token); err != nil {
+		x.failed = true
+		return []byte(`{"status":"401","schemes":"bearer"}`), false, nil
+	}
+	return nil, true, nil
+}
+
+// hideListener removes EHLO keywords from the server's replies. go-smtp
+// writes (and flushes) each reply line on its own, so a continuation line
+// "250-KEYWORD..." is one write.
+type hideListener struct {
+	net.Listener
+	hide []string
+}
+
+func (l *hideListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &hideConn{Conn: c, hide: l.hide}, nil
+}
+
+type hideConn struct {
+	net.Conn
+	hide []string
+}
+
+func (c *hideConn) Write(p []byte) (int, error) {
+	if line, ok := bytes.CutPrefix(p, []byte("250-")); ok {
+		kw, _, _ := strings.Cut(strings.TrimRight(string(line), "\r\n"), " ")
+		for _, h := range c.hide {
+			if strings.EqualFold(kw, h) {
+				return len(p), nil
+			}
+		}
+	}
+	return c.Conn.Write(p)
+}

@@ -1,13 +1,19 @@
 package relaytest
 
 import (
+	"crypto/hmac"
+	"crypto/md5"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/textproto"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -250,5 +256,137 @@ func TestSMTPServerImplicitTLS(t *testing.T) {
 	}
 	if m, err := s.WaitMessages(1, wait); err != nil || !m[0].TLS {
 		t.Errorf("recorded %+v, %v", m, err)
+	}
+}
+
+func TestSMTPServerAuthMechanisms(t *testing.T) {
+	serverTLS, roots := NewTLSConfig(t)
+	s := NewSMTPServer(t, SMTPOptions{TLSConfig: serverTLS, AuthUser: "user", AuthPassword: "secret",
+		AuthMechanisms: []string{"LOGIN", "CRAM-MD5", "XOAUTH2"}})
+	dial := func() *smtp.Client {
+		t.Helper()
+		c, err := smtp.DialStartTLS(s.Addr(), &tls.Config{RootCAs: roots, ServerName: "localhost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	if ok, params := dial().Extension("AUTH"); !ok || params != "LOGIN CRAM-MD5 XOAUTH2" {
+		t.Errorf("AUTH %q", params)
+	}
+	if err := dial().Auth(sasl.NewPlainClient("", "user", "secret")); err == nil {
+		t.Error("PLAIN accepted although not offered")
+	}
+	if err := dial().Auth(sasl.NewLoginClient("user", "wrong")); err == nil {
+		t.Error("LOGIN with a wrong password accepted")
+	}
+	if err := dial().Auth(sasl.NewLoginClient("user", "secret")); err != nil {
+		t.Errorf("LOGIN: %v", err)
+	}
+	if err := dial().Auth(&cramClient{user: "user", pass: "secret"}); err != nil {
+		t.Errorf("CRAM-MD5: %v", err)
+	}
+	if err := dial().Auth(&cramClient{user: "user", pass: "wrong"}); err == nil {
+		t.Error("CRAM-MD5 with a wrong password accepted")
+	}
+	if err := dial().Auth(&xoauth2Client{user: "user", token: "secret"}); err != nil {
+		t.Errorf("XOAUTH2: %v", err)
+	}
+	var se *smtp.SMTPError
+	if err := dial().Auth(&xoauth2Client{user: "user", token: "bad"}); !errors.As(err, &se) || se.Code != 535 {
+		t.Errorf("XOAUTH2 with a bad token: %v", err)
+	}
+}
+
+type cramClient struct{ user, pass string }
+
+func (c *cramClient) Start() (string, []byte, error) { return "CRAM-MD5", nil, nil }
+func (c *cramClient) Next(ch []byte) ([]byte, error) {
+	m := hmac.New(md5.New, []byte(c.pass))
+	m.Write(ch)
+	return []byte(c.user + " " + hex.EncodeToString(m.Sum(nil))), nil
+}
+
+type xoauth2Client struct{ user, token string }
+
+func (x *xoauth2Client) Start() (string, []byte, error) {
+	return "XOAUTH2", []byte("user=" + x.user + "\x01auth=Bearer " + x.token + "\x01\x01"), nil
+}
+func (x *xoauth2Client) Next(ch []byte) ([]byte, error) {
+	if !strings.Contains(string(ch), `"status":"401"`) {
+		return nil, fmt.Errorf("challenge %q", ch)
+	}
+	return []byte{}, nil
+}
+
+func TestSMTPServerHideExtensionsAndLimits(t *testing.T) {
+	s := NewSMTPServer(t, SMTPOptions{HideExtensions: []string{"chunking", "PIPELINING"}, MaxRecipients: 1})
+	c, err := smtp.Dial(s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("client"); err != nil {
+		t.Fatal(err)
+	}
+	for ext, want := range map[string]bool{"CHUNKING": false, "PIPELINING": false, "8BITMIME": true, "SIZE": true} {
+		if ok, _ := c.Extension(ext); ok != want {
+			t.Errorf("%s offered: %v", ext, ok)
+		}
+	}
+	if err := c.Mail("s@x", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("a@x", nil); err != nil {
+		t.Fatal(err)
+	}
+	var se *smtp.SMTPError
+	if err := c.Rcpt("b@x", nil); !errors.As(err, &se) || se.Code != 452 || se.EnhancedCode != (smtp.EnhancedCode{4, 5, 3}) {
+		t.Errorf("second RCPT = %v, want 452 4.5.3", err)
+	}
+}
+
+func TestSMTPServerDrop(t *testing.T) {
+	s := NewSMTPServer(t, SMTPOptions{Drop: func(m *SMTPMessage) bool { return string(m.Data) == "drop\r\n" }})
+	c, err := smtp.Dial(s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, body := range []string{"keep\r\n", "drop\r\n"} {
+		if err := c.Mail("s@x", nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Rcpt("a@x", nil); err != nil {
+			t.Fatal(err)
+		}
+		err := send(t, c, body)
+		if (body == "drop\r\n") != (err != nil) {
+			t.Errorf("%q: %v", body, err)
+		}
+	}
+	if m := s.Messages(); len(m) != 1 || string(m[0].Data) != "keep\r\n" {
+		t.Errorf("recorded %+v", m)
+	}
+}
+
+func TestTestCA(t *testing.T) {
+	ca := NewTestCA(t, "Test CA")
+	now := time.Now()
+	cfg := ca.ServerConfig(t, CertOptions{DNSNames: []string{"mail.example.test"}, NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Hour)})
+	leaf := cfg.Certificates[0].Leaf
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: ca.Pool, DNSName: "mail.example.test"}); err != nil {
+		t.Error(err)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: NewTestCA(t, "Other").Pool, DNSName: "mail.example.test"}); err == nil {
+		t.Error("verified against another CA")
+	}
+	expired := ca.ServerConfig(t, CertOptions{NotBefore: now.Add(-2 * time.Hour), NotAfter: now.Add(-time.Hour)}).Certificates[0].Leaf
+	if _, err := expired.Verify(x509.VerifyOptions{Roots: ca.Pool, DNSName: "localhost"}); err == nil {
+		t.Error("expired certificate verified")
+	}
+	if leaf.SerialNumber.Cmp(expired.SerialNumber) == 0 {
+		t.Error("serial numbers repeat")
 	}
 }
