@@ -185,7 +185,7 @@ func TestRefusals(t *testing.T) {
 	badConf := filepath.Join(dir, "bad.conf")
 	os.WriteFile(badConf, []byte("# relay\nsmarhost qmtp://127.0.0.1\n"), 0o644)
 	smtpConf := filepath.Join(dir, "smtp.conf")
-	os.WriteFile(smtpConf, []byte("smarthost smtp://mail.example.com\n"), 0o644)
+	os.WriteFile(smtpConf, []byte("smarthost smtp://user@mail.example.com\n"), 0o644)
 	cases := []struct {
 		name   string
 		env    []string
@@ -197,11 +197,11 @@ func TestRefusals(t *testing.T) {
 		{name: "bad config key", env: []string{"RELAYMAIL_CONFIG=" + badConf}, args: []string{"a@example.org"}, exit: 78, stderr: badConf + `:2: unknown key "smarhost" (did you mean "smarthost"?)`},
 		{name: "-C bad config", args: []string{"-C", badConf, "a@example.org"}, exit: 78, stderr: badConf + ":2:"},
 		{name: "bad smarthost env", env: []string{"RELAYMAIL_SMARTHOST=ftp://x"}, args: []string{"a@example.org"}, exit: 78, stderr: "RELAYMAIL_SMARTHOST"},
-		{name: "smtp not yet", env: []string{"RELAYMAIL_SMARTHOST", "RELAYMAIL_CONFIG=" + smtpConf}, args: []string{"a@example.org"}, exit: 78, stderr: "not available in this release"},
+		{name: "smtp user without password", env: []string{"RELAYMAIL_SMARTHOST", "RELAYMAIL_CONFIG=" + smtpConf}, args: []string{"a@example.org"}, exit: 78, stderr: "no password is configured"},
 		{name: "-bs not yet", args: []string{"-bs"}, exit: 64, stderr: "-bs is not supported yet"},
 		{name: "-bp not yet", args: []string{"-bp"}, exit: 64, stderr: "-bp is not supported yet"},
 		{name: "-q not yet", args: []string{"-q"}, exit: 64, stderr: "-q is not supported yet"},
-		{name: "-bv not yet", args: []string{"-bv", "a@example.org"}, exit: 64, stderr: "-bv is not supported yet"},
+		{name: "-bv with -t", args: []string{"-bv", "-t"}, exit: 64, stderr: "-t cannot be combined with -bv"},
 		{name: "-bt unsupported", args: []string{"-bt"}, exit: 64, stderr: "-bt is not supported"},
 		{name: "-X", args: []string{"-X", "/tmp/relaymail-e2e-x", "a@example.org"}, exit: 64, stderr: "CVE-2016-10033"},
 		{name: "bad -N", args: []string{"-N", "sometimes", "a@example.org"}, exit: 64, stderr: "-N"},

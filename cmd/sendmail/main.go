@@ -57,8 +57,9 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "relaymail sendmail %s\n", version)
 		return exOK
 	case ModeDeliver:
-	case ModeSMTP, ModePrintQueue, ModeInitAliases, ModeVerify, ModeRunQueue:
-		s.errorf("%s is not supported yet: this relaymail release only delivers messages (mode -bm); the queue, -bs and -bv come in later releases", req.ModeArg)
+	case ModeVerify:
+	case ModeSMTP, ModePrintQueue, ModeInitAliases, ModeRunQueue:
+		s.errorf("%s is not supported yet: this relaymail release delivers (-bm) and verifies (-bv); the queue and -bs come in later releases", req.ModeArg)
 		return exUsage
 	default:
 		s.errorf("%s is not supported: relaymail is a relay client, not a daemon or an address tester (use -bm, the default)", req.ModeArg)
@@ -85,28 +86,14 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	s.log = maillog.New(cfg.Log, tag, stderr)
 	defer s.log.Close()
+	if req.Mode == ModeVerify {
+		return s.verify(req, cfg)
+	}
 	return s.deliver(req, cfg)
 }
 
-func (s *sendmail) deliver(req *request, cfg *config.Config) int {
-	if len(cfg.Smarthosts) == 0 {
-		where := config.DefaultPath
-		if cfg.Path != "" {
-			where = cfg.Path
-		}
-		s.errorf("no smarthost is configured, so the message cannot be sent (set smarthost in %s or RELAYMAIL_SMARTHOST, e.g. qmtp://mx.example.com)", where)
-		return exConfig
-	}
-	relayers := make([]relay.Relayer, 0, len(cfg.Smarthosts))
-	for _, u := range cfg.Smarthosts {
-		r, err := u.Relayer(smarthost.Options{Hostname: cfg.Hostname, Timeout: cfg.Timeout})
-		if err != nil {
-			s.errorf("%v", err)
-			return exConfig
-		}
-		relayers = append(relayers, r)
-	}
-
+// injectOptions maps the command line and the configuration onto intake.
+func injectOptions(req *request, cfg *config.Config) inject.Options {
 	login, gecos := loginName()
 	fullName := req.FullName
 	if !req.FullNameSet {
@@ -116,7 +103,7 @@ func (s *sendmail) deliver(req *request, cfg *config.Config) int {
 			fullName = gecos
 		}
 	}
-	sub, err := inject.Intake(s.stdin, inject.Options{
+	return inject.Options{
 		Recipients:     req.Recipients,
 		Extract:        req.Extract,
 		IgnoreDots:     req.IgnoreDots,
@@ -128,7 +115,34 @@ func (s *sendmail) deliver(req *request, cfg *config.Config) int {
 		Domain:         cfg.Domain,
 		Hostname:       cfg.Hostname,
 		MaxHeaderBytes: cfg.MaxHeaderSize,
-	})
+	}
+}
+
+// noSmarthost reports a configuration without smarthosts.
+func (s *sendmail) noSmarthost(cfg *config.Config) int {
+	where := config.DefaultPath
+	if cfg.Path != "" {
+		where = cfg.Path
+	}
+	s.errorf("no smarthost is configured, so the message cannot be sent (set smarthost in %s or RELAYMAIL_SMARTHOST, e.g. smtp://mail.example.com or qmtp://mx.example.com)", where)
+	return exConfig
+}
+
+func (s *sendmail) deliver(req *request, cfg *config.Config) int {
+	if len(cfg.Smarthosts) == 0 {
+		return s.noSmarthost(cfg)
+	}
+	relayers := make([]relay.Relayer, 0, len(cfg.Smarthosts))
+	for _, u := range cfg.Smarthosts {
+		r, err := u.Relayer(s.smarthostOptions(req, cfg))
+		if err != nil {
+			s.errorf("%v", err)
+			return exConfig
+		}
+		relayers = append(relayers, r)
+	}
+
+	sub, err := inject.Intake(s.stdin, injectOptions(req, cfg))
 	if err != nil {
 		s.errorf("%v", err)
 		return intakeExit(err)
@@ -145,12 +159,14 @@ func (s *sendmail) deliver(req *request, cfg *config.Config) int {
 
 	s.log.Info("%s: from=<%s>, size=%d, nrcpt=%d", sub.MessageID, env.Sender, sub.Message.Size, len(env.Recipients))
 	deferred := 0
+	shown := ""
 	for _, r := range results {
-		text := oneLine(r.Text)
+		text := oneLine(resultText(r))
 		s.log.Info("%s: to=<%s>, relay=%s, status=%s (%s)", sub.MessageID, r.Recipient, r.Host, statusWord(r.Class), text)
 		switch {
 		case r.Class != relay.Delivered:
 			s.errorf("%s: %s: %s", r.Recipient, r.Class, text)
+			shown += text + "\n"
 		case req.Verbose > 0:
 			s.errorf("%s: %s via %s: %s", r.Recipient, r.Class, r.Host, text)
 		}
@@ -159,8 +175,12 @@ func (s *sendmail) deliver(req *request, cfg *config.Config) int {
 		}
 	}
 	if deferred > 0 {
+		// The session error usually is what the recipients' lines already
+		// say; print it only when it adds something.
 		if derr != nil {
-			s.errorf("%v", oneLine(derr.Error()))
+			if msg := oneLine(derr.Error()); !strings.Contains(shown, msg) {
+				s.errorf("%s", msg)
+			}
 		}
 		s.errorf("%d of %d recipients were not sent and nothing was kept: this release has no queue (send the message again later)", deferred, len(results))
 	}
@@ -173,6 +193,31 @@ var privileged = func() bool {
 	return os.Getuid() != os.Geteuid() || os.Getgid() != os.Getegid()
 }
 
+// smarthostOptions turns the configuration into client settings. With -v the
+// protocol transcript goes to stderr (AUTH payloads are redacted by the
+// client); warnings always reach the log, and stderr too with -v.
+func (s *sendmail) smarthostOptions(req *request, cfg *config.Config) smarthost.Options {
+	o := smarthost.Options{
+		Hostname:       cfg.Hostname,
+		Timeout:        cfg.Timeout,
+		Password:       cfg.Password,
+		TLSCAFile:      cfg.TLSCAFile,
+		TLSCertFile:    cfg.TLSCertFile,
+		TLSKeyFile:     cfg.TLSKeyFile,
+		TLSFingerprint: cfg.TLSFingerprint,
+		Warn: func(w string) {
+			s.log.Warning("warning: %s", oneLine(w))
+			if req.Verbose > 0 {
+				s.errorf("warning: %s", oneLine(w))
+			}
+		},
+	}
+	if req.Verbose > 0 {
+		o.Transcript = s.stderr
+	}
+	return o
+}
+
 func statusWord(c relay.Class) string {
 	switch c {
 	case relay.Delivered:
@@ -181,6 +226,22 @@ func statusWord(c relay.Class) string {
 		return "bounced"
 	}
 	return "deferred"
+}
+
+// resultText is the server's answer as people quote it: "552 5.2.2 text"
+// for SMTP and LMTP, the bare text for QMTP and for local decisions.
+func resultText(r relay.Result) string {
+	if r.Code == 0 {
+		return r.Text
+	}
+	s := fmt.Sprint(r.Code)
+	if r.Enhanced != "" {
+		s += " " + r.Enhanced
+	}
+	if r.Text != "" {
+		s += " " + r.Text
+	}
+	return s
 }
 
 // oneLine keeps a server's text on one stderr or log line and makes it

@@ -1,11 +1,16 @@
 package smarthost
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/relaymail/relaymail/relay/qmtp"
+	"github.com/relaymail/relaymail/relay/smtp"
 )
 
 func TestParse(t *testing.T) {
@@ -77,8 +82,68 @@ func TestRelayer(t *testing.T) {
 	if !ok || q.Options.Address != "127.0.0.1:2209" || q.Options.IOTimeout != 7*time.Second || r.String() != "qmtp://127.0.0.1:2209" {
 		t.Errorf("relayer %#v", r)
 	}
+	u, _ = Parse("smtps://alice@mail.example.com:2465?auth=plain")
+	r, err = u.Relayer(Options{Hostname: "me.example.com", Timeout: 7 * time.Second, Password: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := r.(*smtp.Relayer)
+	if !ok {
+		t.Fatalf("relayer %#v", r)
+	}
+	o := s.Options
+	if o.Address != "mail.example.com:2465" || o.ServerName != "mail.example.com" || o.TLS != smtp.TLSMode(TLSImplicit) || o.LMTP ||
+		o.Hostname != "me.example.com" || o.Timeouts.Command != 7*time.Second || o.Timeouts.DataEnd != 10*time.Minute ||
+		o.Auth == nil || o.Auth.User != "alice" || o.Auth.Mechanism != "plain" || o.TLSConfig == nil || o.TLSConfig.InsecureSkipVerify {
+		t.Errorf("options %+v", o)
+	}
+	if pw, _ := o.Auth.Password(); pw != "pw" {
+		t.Errorf("password %q", pw)
+	}
+	u, _ = Parse("lmtp:/run/dovecot/lmtp")
+	r, err = u.Relayer(Options{})
+	if err != nil || !r.(*smtp.Relayer).Options.LMTP || r.(*smtp.Relayer).Options.TLSConfig != nil {
+		t.Errorf("lmtp relayer %#v, %v", r, err)
+	}
+	u, _ = Parse("smtp://bob@mail.example.com")
+	if _, err := u.Relayer(Options{}); err == nil || !strings.Contains(err.Error(), "no password is configured") {
+		t.Errorf("user without password: %v", err)
+	}
+	u, _ = Parse("smtp://mail.example.com?auth=login")
+	if _, err := u.Relayer(Options{}); err == nil || !strings.Contains(err.Error(), "names no user") {
+		t.Errorf("auth without user: %v", err)
+	}
+}
+
+func TestTLSConfig(t *testing.T) {
+	u, _ := Parse("smtp://mail.example.com?verify=no")
+	c, err := u.TLSConfig(Options{})
+	if err != nil || !c.InsecureSkipVerify || c.ServerName != "mail.example.com" || c.MinVersion != tls.VersionTLS12 {
+		t.Errorf("verify=no: %+v %v", c, err)
+	}
 	u, _ = Parse("smtp://mail.example.com")
-	if _, err := u.Relayer(Options{}); err == nil || !strings.Contains(err.Error(), "not available in this release") {
-		t.Errorf("smtp relayer: %v", err)
+	c, err = u.TLSConfig(Options{TLSFingerprint: strings.Repeat("ab", 32)})
+	if err != nil || !c.InsecureSkipVerify || c.VerifyConnection == nil {
+		t.Errorf("pin: %+v %v", c, err)
+	}
+	if _, err := u.TLSConfig(Options{TLSCAFile: "/nonexistent/ca.pem"}); err == nil || !strings.Contains(err.Error(), "tls_ca_file") {
+		t.Errorf("missing CA file: %v", err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty.pem")
+	os.WriteFile(empty, []byte("not a certificate\n"), 0o644)
+	if _, err := u.TLSConfig(Options{TLSCAFile: empty}); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
+		t.Errorf("bad CA file: %v", err)
+	}
+	if _, err := u.TLSConfig(Options{TLSCertFile: "/x.pem"}); err == nil || !strings.Contains(err.Error(), "go together") {
+		t.Errorf("cert without key: %v", err)
+	}
+	// Fail closed when the system has no CA roots (a minimal container
+	// without ca-certificates). The e2e suite checks the same with a real
+	// process whose SSL_CERT_FILE and SSL_CERT_DIR point at nothing.
+	old := systemRoots
+	defer func() { systemRoots = old }()
+	systemRoots = func() (*x509.CertPool, error) { return x509.NewCertPool(), nil }
+	if _, err := u.TLSConfig(Options{}); err == nil || !strings.Contains(err.Error(), "install ca-certificates") {
+		t.Errorf("no roots: %v", err)
 	}
 }
