@@ -30,8 +30,9 @@ demo: build
 
 check: deps vet staticcheck test fuzz-short manlint
 
-# Install what the tests need when it is missing: mandoc from Debian, and
-# staticcheck from the Go module proxy into .tools/.
+# Install what the tests need when it is missing: mandoc from Debian,
+# staticcheck from the Go module proxy into .tools/, and the real servers of
+# the e2e suite (scripts/e2e-deps.sh: Dovecot, an extracted Postfix).
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -40,6 +41,7 @@ deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 	@[ -x $(TOOLS)/staticcheck ] || GOBIN=$(TOOLS) CGO_ENABLED=0 $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@./scripts/e2e-deps.sh
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
