@@ -98,6 +98,28 @@ func (m *Message) Reader() io.Reader {
 	return io.NewSectionReader(m.Data, 0, m.Size)
 }
 
+// TrackedReader returns a fresh reader over the whole message that
+// remembers a read error. After io.Copy to a connection, a protocol client
+// checks Err to tell a failing spool file (our fault: the message cannot be
+// sent anywhere) from a failing connection (the server's).
+func (m *Message) TrackedReader() *MessageReader {
+	return &MessageReader{r: m.Reader()}
+}
+
+// MessageReader is a reader over a Message that keeps its read error.
+type MessageReader struct {
+	r   io.Reader
+	Err error // the first read error other than io.EOF
+}
+
+func (m *MessageReader) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if err != nil && err != io.EOF && m.Err == nil {
+		m.Err = err
+	}
+	return n, err
+}
+
 // Result is the outcome for one envelope recipient.
 type Result struct {
 	Recipient string

@@ -380,21 +380,6 @@ func (w deadlineWriter) Write(p []byte) (int, error) {
 	return s.c.conn.Write(p)
 }
 
-// msgReader remembers read errors, to tell a failing spool file from a
-// failing connection after io.Copy.
-type msgReader struct {
-	r   io.Reader
-	err error
-}
-
-func (m *msgReader) Read(p []byte) (int, error) {
-	n, err := m.r.Read(p)
-	if err != nil && err != io.EOF {
-		m.err = err
-	}
-	return n, err
-}
-
 func (s *session) write(pkgs []Package) {
 	bw := bufio.NewWriterSize(deadlineWriter{s}, 64<<10)
 	for k, p := range pkgs {
@@ -429,11 +414,11 @@ func (s *session) writePackage(bw *bufio.Writer, p Package) *failure {
 	if _, err := bw.Write(buf); err != nil {
 		return s.writeFailure(err)
 	}
-	mr := &msgReader{r: p.Message.Reader()}
+	mr := p.Message.TrackedReader()
 	n, err := io.Copy(bw, mr)
 	switch {
-	case mr.err != nil:
-		return &failure{detail: "reading the message failed: " + mr.err.Error(), err: mr.err}
+	case mr.Err != nil:
+		return &failure{detail: "reading the message failed: " + mr.Err.Error(), err: mr.Err}
 	case err != nil:
 		return s.writeFailure(err)
 	case n != size:

@@ -648,21 +648,6 @@ func (s *sender) endReplies(accepted []int, replies int, cmd string) *failure {
 	return nil
 }
 
-// msgReader remembers read errors, to tell a failing spool file from a
-// failing connection after io.Copy.
-type msgReader struct {
-	r   io.Reader
-	err error
-}
-
-func (m *msgReader) Read(p []byte) (int, error) {
-	n, err := m.r.Read(p)
-	if err != nil && err != io.EOF {
-		m.err = err
-	}
-	return n, err
-}
-
 // writeBody streams the message into the write buffer as SMTP text (see
 // bodyWriter), dot-stuffed for DATA. Full buffers are written with the
 // DataBlock write deadline. For BDAT the octet count must come out exactly
@@ -671,15 +656,15 @@ func (s *sender) writeBody(dot bool) *failure {
 	c := s.c
 	c.wtimeout = c.opts.Timeouts.DataBlock
 	defer func() { c.wtimeout = c.opts.Timeouts.Command }()
-	mr := &msgReader{r: s.msg.Reader()}
+	mr := s.msg.TrackedReader()
 	bw := newBodyWriter(c.bw, dot)
 	n, err := io.Copy(bw, mr)
 	if err == nil {
 		err = bw.Close()
 	}
 	switch {
-	case mr.err != nil:
-		return &failure{msg: fmt.Sprintf("reading the message from the spool failed: %v", mr.err), err: mr.err}
+	case mr.Err != nil:
+		return &failure{msg: fmt.Sprintf("reading the message from the spool failed: %v", mr.Err), err: mr.Err}
 	case err != nil:
 		return c.writeFailure(err, "the message", c.opts.Timeouts.DataBlock)
 	case n != s.msg.Size:
