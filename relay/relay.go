@@ -236,3 +236,32 @@ func ScopeOf(enhanced string) Scope {
 		return MessageScope
 	}
 }
+
+// Session delivers several messages over one connection: queue runs use it
+// so that a backlog costs one connection, not one per message. Send has the
+// same contract as Relayer.Relay. After Send returns an error the session is
+// unusable and the caller opens a new one.
+type Session interface {
+	Send(ctx context.Context, env *Envelope, msg *Message) ([]Result, error)
+	Close() error
+}
+
+// SessionRelayer is a Relayer that can keep one connection open for
+// several messages.
+type SessionRelayer interface {
+	Relayer
+	Open(ctx context.Context) (Session, error)
+}
+
+// Batch is one message of a batch.
+type Batch struct {
+	Envelope *Envelope
+	Message  *Message
+}
+
+// BatchSender is a Session that can send several messages without waiting
+// for the replies in between (QMTP pipelining). It returns one result slice
+// per message, in order, each complete.
+type BatchSender interface {
+	SendBatch(ctx context.Context, batch []Batch) ([][]Result, error)
+}

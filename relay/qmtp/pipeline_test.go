@@ -338,3 +338,31 @@ func TestRelayerCannotConnect(t *testing.T) {
 		t.Errorf("Relay without recipients = %+v, %v", res, err)
 	}
 }
+
+// A session sends a batch of packages over one connection.
+func TestRelayerSessionBatch(t *testing.T) {
+	srv := relaytest.NewQMTPServer(t)
+	r := &qmtp.Relayer{Options: qmtp.Options{Network: "tcp", Address: srv.Addr()}}
+	sess, err := r.Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := &relay.Message{Data: strings.NewReader("Subject: x\n\nbody\n"), Size: 17}
+	var batch []relay.Batch
+	for i := 0; i < 5; i++ {
+		batch = append(batch, relay.Batch{Envelope: &relay.Envelope{Sender: "a@x", Recipients: []string{fmt.Sprintf("r%d@x", i)}}, Message: msg})
+	}
+	results, err := sess.(relay.BatchSender).SendBatch(context.Background(), batch)
+	sess.Close()
+	if err != nil || len(results) != 5 {
+		t.Fatalf("%v, %d results", err, len(results))
+	}
+	for i, res := range results {
+		if len(res) != 1 || res[0].Class != relay.Delivered || res[0].Recipient != fmt.Sprintf("r%d@x", i) {
+			t.Errorf("package %d: %+v", i, res)
+		}
+	}
+	if srv.Conns() != 1 || len(srv.Packages()) != 5 {
+		t.Errorf("%d connections, %d packages", srv.Conns(), len(srv.Packages()))
+	}
+}

@@ -49,3 +49,33 @@ func deferAll(rcpts []string, host, text string) []relay.Result {
 	}
 	return results
 }
+
+var _ relay.SessionRelayer = (*Relayer)(nil)
+
+// Open connects and returns a session. Its SendBatch pipelines the packages
+// (QMTP.txt §2), so a queue run sends a whole backlog in one stream.
+func (r *Relayer) Open(ctx context.Context) (relay.Session, error) {
+	c, err := Dial(ctx, r.Options.withDefaults())
+	if err != nil {
+		return nil, err
+	}
+	return &relaySession{c: c}, nil
+}
+
+type relaySession struct{ c *Client }
+
+var _ relay.BatchSender = (*relaySession)(nil)
+
+func (s *relaySession) Send(ctx context.Context, env *relay.Envelope, msg *relay.Message) ([]relay.Result, error) {
+	return s.c.Send(ctx, env, msg)
+}
+
+func (s *relaySession) SendBatch(ctx context.Context, batch []relay.Batch) ([][]relay.Result, error) {
+	pkgs := make([]Package, len(batch))
+	for i, b := range batch {
+		pkgs[i] = Package{Envelope: b.Envelope, Message: b.Message}
+	}
+	return s.c.SendAll(ctx, pkgs)
+}
+
+func (s *relaySession) Close() error { return s.c.Close() }

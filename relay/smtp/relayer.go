@@ -62,3 +62,27 @@ func resultsFor(rcpts []string, host string, err error, cl relay.Class) []relay.
 	}
 	return out
 }
+
+var _ relay.SessionRelayer = (*Relayer)(nil)
+
+// Open connects and greets (TLS, AUTH included) and returns a session that
+// sends message after message on the connection, with RSET in between.
+func (r *Relayer) Open(ctx context.Context) (relay.Session, error) {
+	c, err := Dial(ctx, r.Options.withDefaults())
+	if err != nil {
+		return nil, err
+	}
+	return &session{c: c}, nil
+}
+
+type session struct{ c *Client }
+
+func (s *session) Send(ctx context.Context, env *relay.Envelope, msg *relay.Message) ([]relay.Result, error) {
+	return s.c.Send(ctx, env, msg)
+}
+
+// Close says QUIT; an error then changes nothing that was delivered.
+func (s *session) Close() error {
+	s.c.Quit()
+	return s.c.Close()
+}

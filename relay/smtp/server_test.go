@@ -542,3 +542,24 @@ func TestNormalizeFingerprint(t *testing.T) {
 		}
 	}
 }
+
+// A session carries several messages over one connection, for queue runs.
+func TestRelayerSession(t *testing.T) {
+	srv := relaytest.NewSMTPServer(t, relaytest.SMTPOptions{})
+	r := &smtp.Relayer{Options: smtp.Options{Address: srv.Addr(), TLS: smtp.TLSNone, Hostname: "client.example"}}
+	sess, err := r.Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := &relay.Message{Data: strings.NewReader("Subject: x\n\nbody\n"), Size: 17}
+	for i := 0; i < 3; i++ {
+		res, err := sess.Send(context.Background(), &relay.Envelope{Sender: "a@x", Recipients: []string{"b@x"}}, msg)
+		if err != nil || res[0].Class != relay.Delivered {
+			t.Fatalf("message %d: %+v %v", i, res, err)
+		}
+	}
+	sess.Close()
+	if n := len(srv.Messages()); n != 3 || srv.Conns() != 1 {
+		t.Errorf("%d messages over %d connections, want 3 over 1", n, srv.Conns())
+	}
+}
