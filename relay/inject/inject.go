@@ -64,6 +64,11 @@ type Options struct {
 	MaxHeaderBytes int64
 	// SpoolDir receives the spool file; "" means os.TempDir().
 	SpoolDir string
+	// SpoolFile, when set, receives the message instead of a temporary
+	// file that intake creates and unlinks: the queue passes its own
+	// tmp/ file so that a deferred message is committed without a copy.
+	// The caller owns it; Submission.Close does not close it.
+	SpoolFile *os.File
 	// Now is the clock, for tests. nil means time.Now.
 	Now func() time.Time
 }
@@ -122,10 +127,6 @@ func (s *Submission) Close() error {
 	return err
 }
 
-// File returns the open spool file, positioned anywhere; read it through
-// Message.Data.
-func (s *Submission) File() *os.File { return s.file }
-
 const bufSize = 64 << 10
 
 // Intake reads the message from r and returns it spooled, with its envelope.
@@ -150,16 +151,26 @@ func Intake(r io.Reader, opts Options) (*Submission, error) {
 		}
 	}
 
-	f, err := os.CreateTemp(opts.SpoolDir, "relaymail-intake-*")
-	if err != nil {
-		return nil, &Error{Kind: KindSpool, Msg: "cannot create a spool file", Err: err}
+	f := opts.SpoolFile
+	owned := f == nil
+	if owned {
+		var err error
+		f, err = os.CreateTemp(opts.SpoolDir, "relaymail-intake-*")
+		if err != nil {
+			return nil, &Error{Kind: KindSpool, Msg: "cannot create a spool file", Err: err}
+		}
+		// Unlink at once: the open descriptor keeps the data, and a crash
+		// or a kill leaves no stray file.
+		os.Remove(f.Name())
 	}
-	// Unlink at once: the open descriptor keeps the data, and a crash or a
-	// kill leaves no stray file.
-	os.Remove(f.Name())
-	sub := &Submission{file: f}
+	sub := &Submission{}
+	if owned {
+		sub.file = f
+	}
 	fail := func(err error) (*Submission, error) {
-		f.Close()
+		if owned {
+			f.Close()
+		}
 		return nil, err
 	}
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
@@ -423,5 +425,29 @@ func TestEnvelopeWithoutMessage(t *testing.T) {
 	o.Recipients = []string{"a@b>\r\nx"}
 	if _, err := Envelope(o); err == nil {
 		t.Error("injection accepted")
+	}
+}
+
+// With SpoolFile, intake writes into the caller's file and leaves it open.
+func TestIntakeIntoCallerFile(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "spool"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	o := baseOptions()
+	o.Recipients = []string{"a@x"}
+	o.SpoolFile = f
+	sub, err := Intake(strings.NewReader("Subject: s\r\n\r\nbody\r\n"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Close()
+	data, err := os.ReadFile(f.Name())
+	if err != nil || !strings.HasSuffix(string(data), "\n\nbody\n") || int64(len(data)) != sub.Message.Size {
+		t.Errorf("file holds %q (%v), size %d", data, err, sub.Message.Size)
+	}
+	if _, err := f.Stat(); err != nil {
+		t.Errorf("caller's file was closed: %v", err)
 	}
 }
