@@ -74,8 +74,15 @@ type Config struct {
 	// TLS material for the smarthost connections; "" for none.
 	TLSCAFile, TLSCertFile, TLSKeyFile string
 	TLSFingerprint                     string // lower-case hex SHA-256, no colons
-	Log                                string // "syslog" | "stderr" | "none"
-	Path                               string // the file that was read, "" if none
+	// The queue (relaymail-queue(5)).
+	Queue              bool
+	QueueDir           string
+	DeliveryMode       string // "interactive" | "background" | "queue"
+	RetryMin, RetryMax time.Duration
+	QueueLifetime      time.Duration
+	FlushAfterSend     bool
+	Log                string // "syslog" | "stderr" | "none"
+	Path               string // the file that was read, "" if none
 }
 
 // Options says where Load looks. The zero value is right for an ordinary run.

@@ -606,3 +606,33 @@ func TestSMTPKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestQueueKeys(t *testing.T) {
+	load := func(env map[string]string) (*Config, error) {
+		return Load(Options{Path: "/dev/null", Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+			Hostname: func() (string, error) { return "host.example.com", nil }, MailnamePath: "/nonexistent", HostsPath: "/nonexistent"})
+	}
+	c, err := load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Queue || c.QueueDir != "/var/spool/relaymail" || c.DeliveryMode != "interactive" || c.RetryMin != time.Minute ||
+		c.RetryMax != time.Hour || c.QueueLifetime != 5*24*time.Hour || !c.FlushAfterSend {
+		t.Errorf("defaults %+v", c)
+	}
+	c, err = load(map[string]string{"RELAYMAIL_QUEUE": "off", "RELAYMAIL_QUEUE_DIR": "/tmp/q", "RELAYMAIL_DELIVERY_MODE": "background",
+		"RELAYMAIL_RETRY_MIN": "30s", "RELAYMAIL_RETRY_MAX": "2h", "RELAYMAIL_QUEUE_LIFETIME": "36h", "RELAYMAIL_FLUSH_AFTER_SEND": "no"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Queue || c.QueueDir != "/tmp/q" || c.DeliveryMode != "background" || c.RetryMin != 30*time.Second ||
+		c.RetryMax != 2*time.Hour || c.QueueLifetime != 36*time.Hour || c.FlushAfterSend {
+		t.Errorf("overrides %+v", c)
+	}
+	for k, v := range map[string]string{"RELAYMAIL_QUEUE": "yes", "RELAYMAIL_QUEUE_DIR": "spool", "RELAYMAIL_DELIVERY_MODE": "later",
+		"RELAYMAIL_RETRY_MIN": "0s", "RELAYMAIL_QUEUE_LIFETIME": "5 days", "RELAYMAIL_FLUSH_AFTER_SEND": "on"} {
+		if _, err := load(map[string]string{k: v}); err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("%s=%s: %v", k, v, err)
+		}
+	}
+}

@@ -130,6 +130,56 @@ var schema = []keyDef{
 		},
 	},
 	{
+		Key: Key{Name: "queue", Kind: "keyword", Default: "on",
+			Doc: "on: keep deferred mail in queue_dir and deliver it later; off: no queue, a temporary failure exits 75 and nothing is kept (msmtp's behaviour)"},
+		set: func(c *Config, v string) error {
+			b, err := parseSwitch(v, "on", "off")
+			c.Queue = b
+			return err
+		},
+	},
+	{
+		Key: Key{Name: "queue_dir", Kind: "path", Default: "/var/spool/relaymail",
+			Doc: "the spool directory of the queue (see relaymail-queue(5))"},
+		set: func(c *Config, v string) error { return setPath(&c.QueueDir, v) },
+	},
+	{
+		Key: Key{Name: "delivery_mode", Kind: "keyword", Default: "interactive",
+			Doc: "interactive: try at once and queue what is deferred (-odi); background: queue and deliver from a detached process (-odb); queue: only queue (-odq)"},
+		set: func(c *Config, v string) error {
+			switch v {
+			case "interactive", "background", "queue":
+				c.DeliveryMode = v
+				return nil
+			}
+			return &valueError{fmt.Sprintf("%q is not a delivery mode", v), "use interactive, background or queue"}
+		},
+	},
+	{
+		Key: Key{Name: "retry_min", Kind: "duration", Default: "1m",
+			Doc: "the wait before the first retry of a deferred message; each later wait doubles"},
+		set: func(c *Config, v string) error { return setLongDuration(&c.RetryMin, v) },
+	},
+	{
+		Key: Key{Name: "retry_max", Kind: "duration", Default: "1h",
+			Doc: "the longest wait between two tries"},
+		set: func(c *Config, v string) error { return setLongDuration(&c.RetryMax, v) },
+	},
+	{
+		Key: Key{Name: "queue_lifetime", Kind: "duration", Default: "5d",
+			Doc: "how long a message may stay queued before its pending recipients fail and the sender gets a bounce"},
+		set: func(c *Config, v string) error { return setLongDuration(&c.QueueLifetime, v) },
+	},
+	{
+		Key: Key{Name: "flush_after_send", Kind: "keyword", Default: "yes",
+			Doc: "after a successful delivery, start a detached queue run when the queue is not empty, so a container without cron still drains it"},
+		set: func(c *Config, v string) error {
+			b, err := parseSwitch(v, "yes", "no")
+			c.FlushAfterSend = b
+			return err
+		},
+	},
+	{
 		Key: Key{Name: "max_header_size", Kind: "size", Default: "1M",
 			Doc: "the largest message header accepted; a bigger one is refused with exit 65; bytes, or with a k or M suffix"},
 		set: func(c *Config, v string) error {
@@ -211,6 +261,41 @@ func parseTimeout(v string) (time.Duration, error) {
 		return 0, &valueError{fmt.Sprintf("%q is more than the maximum of 1h", v), "write at most 1h"}
 	}
 	return d, nil
+}
+
+// parseSwitch reads a two-valued keyword.
+func parseSwitch(v, yes, no string) (bool, error) {
+	switch v {
+	case yes:
+		return true, nil
+	case no:
+		return false, nil
+	}
+	return false, &valueError{fmt.Sprintf("%q is neither %s nor %s", v, yes, no), "write " + yes + " or " + no}
+}
+
+// setLongDuration reads a duration that may be days long ("5d", "36h",
+// "90m"), for the queue's schedule.
+func setLongDuration(dst *time.Duration, v string) error {
+	bad := &valueError{fmt.Sprintf("%q is not a duration", v), "write e.g. 90s, 30m, 2h or 5d"}
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 365 {
+			return bad
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			return bad
+		}
+	}
+	if d < time.Second {
+		return &valueError{fmt.Sprintf("%q is too short", v), "write at least 1s"}
+	}
+	*dst = d
+	return nil
 }
 
 // setPath accepts an absolute path: sendmail runs from any directory, so a
