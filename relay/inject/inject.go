@@ -315,15 +315,36 @@ func checkRaw(what, raw string) error {
 	return nil
 }
 
-// checkEnvelopeAddress applies the rules an address must meet before it can
-// go on the wire: no control characters, no angle brackets, and the RFC 5321
-// §4.5.3.1 length limits.
+// checkEnvelopeAddress applies CheckAddress and turns its verdict into a
+// data error that names the address's role.
 func checkEnvelopeAddress(what, addr string) error {
 	if err := checkRaw(what, addr); err != nil {
 		return err
 	}
+	if err := CheckAddress(addr); err != nil {
+		if errors.Is(err, errNoDomain) {
+			return dataErr("%s %q has no domain; set the domain key in relaymail.conf", what, addr)
+		}
+		return dataErr("%s %v", what, err)
+	}
+	return nil
+}
+
+var errNoDomain = errors.New("has no domain")
+
+// CheckAddress applies the rules an envelope address must meet before it
+// can go on the wire: no control characters (CR and LF would inject
+// protocol commands), no angle brackets, a local part and a domain, and the
+// RFC 5321 §4.5.3.1 length limits. The queue applies the same check to
+// every address it reads back from the spool.
+func CheckAddress(addr string) error {
+	for i := 0; i < len(addr); i++ {
+		if c := addr[i]; c < ' ' || c == 0x7f {
+			return fmt.Errorf("%q contains the control character 0x%02x", addr, c)
+		}
+	}
 	if strings.ContainsAny(addr, "<>") {
-		return dataErr("%s %q contains \"<\" or \">\"", what, addr)
+		return fmt.Errorf("%q contains \"<\" or \">\"", addr)
 	}
 	local, domain := addr, ""
 	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
@@ -331,15 +352,15 @@ func checkEnvelopeAddress(what, addr string) error {
 	}
 	switch {
 	case local == "":
-		return dataErr("%s %q has an empty local part", what, addr)
+		return fmt.Errorf("%q has an empty local part", addr)
 	case len(local) > 64:
-		return dataErr("%s %q: the local part is longer than 64 octets (RFC 5321 §4.5.3.1.1)", what, addr)
+		return fmt.Errorf("%q: the local part is longer than 64 octets (RFC 5321 §4.5.3.1.1)", addr)
 	case len(domain) > 255:
-		return dataErr("%s %q: the domain is longer than 255 octets (RFC 5321 §4.5.3.1.2)", what, addr)
+		return fmt.Errorf("%q: the domain is longer than 255 octets (RFC 5321 §4.5.3.1.2)", addr)
 	case len(addr) > 254:
-		return dataErr("%s %q is longer than the 256-octet path limit (RFC 5321 §4.5.3.1.3)", what, addr)
+		return fmt.Errorf("%q is longer than the 256-octet path limit (RFC 5321 §4.5.3.1.3)", addr)
 	case domain == "":
-		return dataErr("%s %q has no domain; set the domain key in relaymail.conf", what, addr)
+		return fmt.Errorf("%q %w", addr, errNoDomain)
 	}
 	return nil
 }

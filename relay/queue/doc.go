@@ -122,4 +122,54 @@
 // control characters replaced. The runner treats every spool file as
 // untrusted input: it parses strictly, checks every address as intake does,
 // and moves a file it cannot parse to failed/ rather than guess.
+//
+// # Implementation notes
+//
+// These details follow from the protocol above; they do not change it.
+//
+// Envelope files: a line without a space is a key with an empty value (the
+// null sender is written "sender"). Times are RFC 3339 in UTC, with as many
+// fractional digits as they need. A file is at most 8 MiB, with at most
+// 10000 recipients and replies of at most 512 octets, limits chosen so that
+// the largest envelope that can be written can also be read. Every key but
+// rcpt and reply appears at most once, before the first rcpt. Names in
+// env/ that are not queue IDs are reported and left alone.
+//
+// Commit: replies given to Commit are put on one line and cut to 512
+// octets. A Spool is spent by Commit whatever it returns. On an error every
+// file Commit made is removed, tmp/ID.msg included, so nothing is committed
+// and nothing is left behind; should the removal of env/ID after a failed
+// fsync of env/ be lost in a power failure, the message is queued although
+// sendmail failed: a duplicate, never a loss. An unlink of tmp/ID.msg that
+// fails after step 5 is logged, not returned: the message is queued.
+//
+// failed/: failed/ID.env is the envelope (the final state, or the bytes of
+// an envelope that could not be used), followed by one "reason" line. It is
+// written under a unique name in tmp/ (tmp/ID.env.*) and renamed into
+// failed/, because an envelope whose msg/ID is missing is moved without a
+// lock to hold. A message file whose size differs from the envelope's is
+// moved to failed/ too. When env/ID remains but msg/ID is already
+// failed/ID.msg next to failed/ID.env (a move cut short), the next run
+// removes env/ID, holding the flock on failed/ID.msg: the same inode that
+// a runner still moving it would hold.
+//
+// Completion with a failed recipient: the final state is first written to
+// env/ID as after any attempt, then the notification is committed, then the
+// message moves to failed/. A crash after the notification was committed
+// may send a second one, never none. The notification honours RFC 3461:
+// none is sent when the sender asked for NOTIFY without FAILURE (-N never,
+// -N success). It reports each failed recipient with the RFC 3463 code of
+// its last reply (5.0.0 when there is none; an expired recipient keeps its
+// 4.x.x code, as in Postfix) and carries the original header only, whatever
+// RET asked. Notifications are delivered in the run that queued them.
+//
+// Runs: messages are locked in groups of up to 100, in ID order. A
+// smarthost that cannot be connected to is not tried again in that run;
+// its messages go to the next smarthost or wait. The failure to open a
+// session, even a permanent one such as a refused password, defers the
+// message rather than failing it (Postfix's smtp_sasl_auth_soft_bounce):
+// it is a matter of configuration, and the queue keeps the mail while it is
+// fixed. A Relayer without sessions is called once per message. When a
+// pipelined batch fails as a whole, every message in it with a recipient
+// still deferred goes on to the next smarthost.
 package queue
