@@ -63,37 +63,47 @@ func TestPartialResults(t *testing.T) {
 			exit: 75, stderr: []string{"sendmail: a@example.org: deferred: qmtp: protocol error", "sendmail: b@example.org: deferred:", "sendmail: c@example.org: deferred:"}},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			srv := scripted(t, c.replies...)
-			o := runSendmail(t, baseEnv(t, qmtpURL(srv)), []string{"a@example.org", "b@example.org", "c@example.org"}, []byte(simple))
-			if o.exit != c.exit {
-				t.Errorf("exit %d, want %d; stderr:\n%s", o.exit, c.exit, o.stderr)
-			}
-			for _, want := range c.stderr {
-				if !strings.Contains(o.stderr, want) {
-					t.Errorf("stderr lacks %q:\n%s", want, o.stderr)
+		for _, queue := range []string{"off", "on"} {
+			t.Run(c.name+"/queue "+queue, func(t *testing.T) {
+				srv := scripted(t, c.replies...)
+				env := mergeEnv(baseEnv(t, qmtpURL(srv)), []string{"RELAYMAIL_QUEUE=" + queue})
+				o := runSendmail(t, env, []string{"a@example.org", "b@example.org", "c@example.org"}, []byte(simple))
+				want := c.exit
+				if queue == "on" && want == 75 {
+					want = 0 // the deferred recipients were queued
 				}
-			}
-			if c.exit == 0 && o.stderr != "" {
-				t.Errorf("unexpected stderr: %s", o.stderr)
-			}
-			lines := 0
-			for _, l := range strings.Split(o.stderr, "\n") {
-				if strings.HasPrefix(l, "sendmail: ") && strings.Contains(l, "@example.org: ") {
-					lines++
+				if o.exit != want {
+					t.Errorf("exit %d, want %d; stderr:\n%s", o.exit, want, o.stderr)
 				}
-			}
-			if lines != len(c.stderr) && c.exit != 69 {
-				t.Errorf("%d recipient lines on stderr, want %d:\n%s", lines, len(c.stderr), o.stderr)
-			}
-			pkgs := srv.Packages()
-			if len(pkgs) != 1 {
-				t.Fatalf("%d packages, want 1", len(pkgs))
-			}
-			if got := strings.Join(pkgs[0].Recipients, " "); got != "a@example.org b@example.org c@example.org" {
-				t.Errorf("recipients %q", got)
-			}
-		})
+				for _, want := range c.stderr {
+					if !strings.Contains(o.stderr, want) {
+						t.Errorf("stderr lacks %q:\n%s", want, o.stderr)
+					}
+				}
+				if c.exit == 0 && o.stderr != "" {
+					t.Errorf("unexpected stderr: %s", o.stderr)
+				}
+				if queue == "on" && c.exit == 75 && !strings.Contains(o.stderr, "(queued as ") {
+					t.Errorf("no queued note on stderr:\n%s", o.stderr)
+				}
+				lines := 0
+				for _, l := range strings.Split(o.stderr, "\n") {
+					if strings.HasPrefix(l, "sendmail: ") && strings.Contains(l, "@example.org: ") {
+						lines++
+					}
+				}
+				if lines != len(c.stderr) && c.exit != 69 {
+					t.Errorf("%d recipient lines on stderr, want %d:\n%s", lines, len(c.stderr), o.stderr)
+				}
+				pkgs := srv.Packages()
+				if len(pkgs) != 1 {
+					t.Fatalf("%d packages, want 1", len(pkgs))
+				}
+				if got := strings.Join(pkgs[0].Recipients, " "); got != "a@example.org b@example.org c@example.org" {
+					t.Errorf("recipients %q", got)
+				}
+			})
+		}
 	}
 }
 
@@ -125,7 +135,7 @@ func TestFailover(t *testing.T) {
 		}
 	})
 	t.Run("all down", func(t *testing.T) {
-		env := baseEnv(t, "qmtp://"+closedPort(t)+" qmtp://"+closedPort(t))
+		env := mergeEnv(baseEnv(t, "qmtp://"+closedPort(t)+" qmtp://"+closedPort(t)), []string{"RELAYMAIL_QUEUE=off"})
 		o := runSendmail(t, env, []string{"a@example.org"}, []byte(simple))
 		if o.exit != 75 || !strings.Contains(o.stderr, "sendmail: a@example.org: deferred:") || !strings.Contains(o.stderr, "refused") {
 			t.Errorf("exit %d, stderr:\n%s", o.exit, o.stderr)
@@ -193,14 +203,17 @@ func TestRefusals(t *testing.T) {
 		exit   int
 		stderr string
 	}{
-		{name: "no smarthost", env: []string{"RELAYMAIL_SMARTHOST"}, args: []string{"a@example.org"}, exit: 78, stderr: "no smarthost is configured"},
+		{name: "no smarthost, no queue", env: []string{"RELAYMAIL_SMARTHOST", "RELAYMAIL_QUEUE=off"}, args: []string{"a@example.org"}, exit: 78, stderr: "no smarthost is configured, the queue is off, so the message cannot be sent"},
+		{name: "-q without smarthost", env: []string{"RELAYMAIL_SMARTHOST"}, args: []string{"-q"}, exit: 78, stderr: "the queue cannot be delivered"},
+		{name: "-qS", args: []string{"-qSalice"}, exit: 64, stderr: "-qS (select by sender) is not supported"},
+		{name: "-q bad interval", args: []string{"-q5x"}, exit: 64, stderr: "is not an interval"},
+		{name: "-q with the queue off", env: []string{"RELAYMAIL_QUEUE=off"}, args: []string{"-q"}, exit: 64, stderr: "the queue is off"},
 		{name: "bad config key", env: []string{"RELAYMAIL_CONFIG=" + badConf}, args: []string{"a@example.org"}, exit: 78, stderr: badConf + `:2: unknown key "smarhost" (did you mean "smarthost"?)`},
 		{name: "-C bad config", args: []string{"-C", badConf, "a@example.org"}, exit: 78, stderr: badConf + ":2:"},
 		{name: "bad smarthost env", env: []string{"RELAYMAIL_SMARTHOST=ftp://x"}, args: []string{"a@example.org"}, exit: 78, stderr: "RELAYMAIL_SMARTHOST"},
 		{name: "smtp user without password", env: []string{"RELAYMAIL_SMARTHOST", "RELAYMAIL_CONFIG=" + smtpConf}, args: []string{"a@example.org"}, exit: 78, stderr: "no password is configured"},
 		{name: "-bs not yet", args: []string{"-bs"}, exit: 64, stderr: "-bs is not supported yet"},
-		{name: "-bp not yet", args: []string{"-bp"}, exit: 64, stderr: "-bp is not supported yet"},
-		{name: "-q not yet", args: []string{"-q"}, exit: 64, stderr: "-q is not supported yet"},
+		{name: "-bi not yet", args: []string{"-bi"}, exit: 64, stderr: "-bi is not supported yet"},
 		{name: "-bv with -t", args: []string{"-bv", "-t"}, exit: 64, stderr: "-t cannot be combined with -bv"},
 		{name: "-bt unsupported", args: []string{"-bt"}, exit: 64, stderr: "-bt is not supported"},
 		{name: "-X", args: []string{"-X", "/tmp/relaymail-e2e-x", "a@example.org"}, exit: 64, stderr: "CVE-2016-10033"},
@@ -224,18 +237,21 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
-// mailq and newaliases by argv[0] are refused honestly until the queue and
+// argv[0] mailq lists the queue; newaliases is refused honestly until
 // aliases exist.
 func TestArgv0Modes(t *testing.T) {
 	dir := t.TempDir()
-	for _, name := range []string{"mailq", "newaliases"} {
+	for name, want := range map[string]struct {
+		exit           int
+		stdout, stderr string
+	}{"mailq": {0, "Mail queue is empty\n", ""}, "newaliases": {64, "", "not supported yet"}} {
 		link := filepath.Join(dir, name)
 		if err := os.Symlink(sendmailBin, link); err != nil {
 			t.Fatal(err)
 		}
 		o := runSendmailAs(t, link, baseEnv(t, ""), nil, nil)
-		if o.exit != 64 || !strings.Contains(o.stderr, "not supported yet") {
-			t.Errorf("%s: exit %d, stderr %q", name, o.exit, o.stderr)
+		if o.exit != want.exit || o.stdout != want.stdout || !strings.Contains(o.stderr, want.stderr) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", name, o.exit, o.stdout, o.stderr)
 		}
 	}
 }
@@ -260,7 +276,7 @@ func TestLogLines(t *testing.T) {
 		t.Fatal(o.stderr)
 	}
 	for _, want := range []string{
-		"cronmail[", "<m1@example.com>: from=<alice@example.com>, size=",
+		"cronmail[", "<m1@example.com>: queue id ", ", from=<alice@example.com>, size=",
 		"nrcpt=2", "<m1@example.com>: to=<a@example.org>, relay=qmtp://", "status=sent",
 		"<m1@example.com>: to=<b@example.org>",
 	} {
@@ -274,8 +290,8 @@ func TestLogLines(t *testing.T) {
 func TestVerbose(t *testing.T) {
 	srv := scripted(t, relaytest.Reply("K", "ok 1 qp 2"), relaytest.Reply("Z", "busy"))
 	o := runSendmail(t, baseEnv(t, qmtpURL(srv)), []string{"-v", "a@example.org", "b@example.org"}, []byte(simple))
-	want := "sendmail: a@example.org: delivered via " + qmtpURL(srv) + ": ok 1 qp 2\nsendmail: b@example.org: deferred: busy\n"
-	if o.exit != 75 || !strings.HasPrefix(o.stderr, want) {
+	want := "sendmail: a@example.org: delivered via " + qmtpURL(srv) + ": ok 1 qp 2\nsendmail: b@example.org: deferred: busy (queued as "
+	if o.exit != 0 || !strings.HasPrefix(o.stderr, want) {
 		t.Errorf("exit %d, stderr:\n%s\nwant prefix:\n%s", o.exit, o.stderr, want)
 	}
 }

@@ -61,6 +61,10 @@ func baseEnv(t *testing.T, smarthost string) []string {
 		"RELAYMAIL_HOSTNAME=host.example.com",
 		"RELAYMAIL_FROM=alice",
 		"RELAYMAIL_TIMEOUT=10s",
+		// Every test gets its own spool, and no detached queue runs that
+		// could outlive it.
+		"RELAYMAIL_QUEUE_DIR=" + filepath.Join(t.TempDir(), "queue"),
+		"RELAYMAIL_FLUSH_AFTER_SEND=no",
 		"NAME=",
 	}
 	if smarthost != "" {

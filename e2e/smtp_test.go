@@ -108,7 +108,7 @@ func TestVerifyMode(t *testing.T) {
 // system without CA certificates refuses to send at all.
 func TestTLSFailsClosed(t *testing.T) {
 	srv, caFile := tlsServer(t, relaytest.SMTPOptions{}, relaytest.CertOptions{DNSNames: []string{"other.example.net"}})
-	env := smtpEnv(t, "smtp://localhost:"+port(srv.Addr()), caFile, "")
+	env := mergeEnv(smtpEnv(t, "smtp://localhost:"+port(srv.Addr()), caFile, ""), []string{"RELAYMAIL_QUEUE=off"})
 	o := runSendmail(t, env, []string{"a@example.org"}, []byte(simple))
 	if o.exit != 75 || !strings.Contains(o.stderr, "other.example.net") || len(srv.Messages()) != 0 {
 		t.Errorf("wrong name: exit %d, stderr:\n%s", o.exit, o.stderr)

@@ -119,6 +119,7 @@ type request struct {
 	SyslogTag    string   // -L
 	NoAliases    bool     // -n
 	Ignored      []string // flags accepted and ignored, glued to their value ("-oem", "-h17"), in order
+	JSON         bool     // --json as the first argument: the queue listing as JSON (mailq --json)
 }
 
 // usageError is a command-line error. Its text is the complete message for
@@ -324,7 +325,7 @@ var flags = []flagSpec{
 		reason: "anything after the i is disregarded, as in Postfix",
 		handle: setIgnoreDots},
 	{letter: 'o', sub: "d", syntax: "-od<x>", act: actUse,
-		what:   "delivery mode: -odi interactive, -odb background, -odq queue only, -odd defer (cronie and vixie cron pass -odi)",
+		what:   "delivery mode: -odi try at once and queue what is deferred (the default), -odb queue and deliver from a detached process, -odq and -odd only queue (cronie and vixie cron pass -odi)",
 		reason: "any other mode is an error",
 		handle: setDeliveryMode},
 	{letter: 'o', sub: "e", syntax: "-oe<x>", act: actIgnore,
@@ -364,7 +365,7 @@ var flags = []flagSpec{
 		reason: "relaymail's queue has no quarantine",
 		handle: ignore},
 	{letter: 'q', value: true, gluedOnly: true, syntax: "-q[<x>]", act: actUse,
-		what:   "run the queue: -q now, -q<time> at that interval, -qR<site>, -qI<id> or -qS<sender> only the matching messages",
+		what:   "run the queue: -q once now, -q<time> as a foreground daemon every <time> (5m, 1h, 2d), -qR<domain> or -qI<queue id> only the matching messages",
 		reason: "the value must be glued: a bare -q never takes the next argument (as in Postfix)",
 		handle: setRunQueue},
 	{letter: 'R', value: true, syntax: "-R <ret>", act: actUse,
@@ -487,6 +488,11 @@ func parseArgs(argv []string) (*request, error) {
 		case "--version":
 			r.Mode, r.ModeArg = ModeVersion, "--version"
 			return r, nil
+		case "--json":
+			// mailq --json, for monitoring; checked against the mode
+			// once the options are known.
+			r.JSON = true
+			args = append(args[:1], argv[2:]...)
 		}
 	}
 
@@ -544,6 +550,9 @@ func parseArgs(argv []string) (*request, error) {
 		}
 	}
 
+	if r.JSON && r.Mode != ModePrintQueue {
+		return nil, usagef("--json goes with mailq or -bp: it prints the queue listing as JSON")
+	}
 	r.DashDash = s.State() == getopt.DashDash
 	for _, op := range s.Args() {
 		// Without "--", a leading "-" is either an option written after the

@@ -755,3 +755,17 @@ func FuzzParseArgs(f *testing.F) {
 		}
 	})
 }
+
+func TestJSONFlag(t *testing.T) {
+	for _, argv := range [][]string{{"mailq", "--json"}, {"sendmail", "--json", "-bp"}} {
+		r, err := parseArgs(argv)
+		if err != nil || !r.JSON || r.Mode != ModePrintQueue {
+			t.Errorf("%q: %+v %v", argv, r, err)
+		}
+	}
+	for _, argv := range [][]string{{"sendmail", "--json", "a@x"}, {"mailq", "-bp", "--json"}} {
+		if _, err := parseArgs(argv); err == nil {
+			t.Errorf("%q accepted", argv)
+		}
+	}
+}

@@ -24,7 +24,11 @@ const (
 // which recipient had which outcome. Among permanent failures, a rejected
 // recipient (67) outranks a rejected message (69) because it is the more
 // specific report.
-func resultsExit(results []relay.Result) int {
+//
+// kept says whether the deferred recipients were committed to the queue:
+// then they are safe and count as success (0), as in every MTA; without a
+// queue they exit 75.
+func resultsExit(results []relay.Result, kept bool) int {
 	var rcptFailed, msgFailed, deferred bool
 	for _, r := range results {
 		switch r.Class {
@@ -43,7 +47,7 @@ func resultsExit(results []relay.Result) int {
 		return exNoUser
 	case msgFailed:
 		return exUnavailable
-	case deferred:
+	case deferred && !kept:
 		return exTempFail
 	}
 	return exOK

@@ -57,9 +57,9 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "relaymail sendmail %s\n", version)
 		return exOK
 	case ModeDeliver:
-	case ModeVerify:
-	case ModeSMTP, ModePrintQueue, ModeInitAliases, ModeRunQueue:
-		s.errorf("%s is not supported yet: this relaymail release delivers (-bm) and verifies (-bv); the queue and -bs come in later releases", req.ModeArg)
+	case ModeVerify, ModePrintQueue, ModeRunQueue:
+	case ModeSMTP, ModeInitAliases:
+		s.errorf("%s is not supported yet: this relaymail release delivers (-bm), verifies (-bv) and runs the queue (-q, mailq); -bs and aliases come in later releases", req.ModeArg)
 		return exUsage
 	default:
 		s.errorf("%s is not supported: relaymail is a relay client, not a daemon or an address tester (use -bm, the default)", req.ModeArg)
@@ -86,8 +86,13 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	s.log = maillog.New(cfg.Log, tag, stderr)
 	defer s.log.Close()
-	if req.Mode == ModeVerify {
+	switch req.Mode {
+	case ModeVerify:
 		return s.verify(req, cfg)
+	case ModePrintQueue:
+		return s.printQueue(req, cfg)
+	case ModeRunQueue:
+		return s.runQueue(req, cfg)
 	}
 	return s.deliver(req, cfg)
 }
@@ -118,55 +123,157 @@ func injectOptions(req *request, cfg *config.Config) inject.Options {
 	}
 }
 
-// noSmarthost reports a configuration without smarthosts.
-func (s *sendmail) noSmarthost(cfg *config.Config) int {
-	where := config.DefaultPath
+// configPath names the configuration file for hints.
+func configPath(cfg *config.Config) string {
 	if cfg.Path != "" {
-		where = cfg.Path
+		return cfg.Path
 	}
-	s.errorf("no smarthost is configured, so the message cannot be sent (set smarthost in %s or RELAYMAIL_SMARTHOST, e.g. smtp://mail.example.com or qmtp://mx.example.com)", where)
+	return config.DefaultPath
+}
+
+// noSmarthost reports a configuration without smarthosts, where what was
+// asked (why) cannot be done.
+func (s *sendmail) noSmarthost(cfg *config.Config, why string) int {
+	s.errorf("no smarthost is configured, %s (set smarthost in %s or RELAYMAIL_SMARTHOST, e.g. smtp://mail.example.com or qmtp://mx.example.com)", why, configPath(cfg))
 	return exConfig
 }
 
 func (s *sendmail) deliver(req *request, cfg *config.Config) int {
-	if len(cfg.Smarthosts) == 0 {
-		return s.noSmarthost(cfg)
+	relayers, code := s.relayers(req, cfg)
+	if code != exOK {
+		return code
 	}
-	relayers := make([]relay.Relayer, 0, len(cfg.Smarthosts))
-	for _, u := range cfg.Smarthosts {
-		r, err := u.Relayer(s.smarthostOptions(req, cfg))
-		if err != nil {
-			s.errorf("%v", err)
-			return exConfig
+	if !cfg.Queue {
+		if len(relayers) == 0 {
+			return s.noSmarthost(cfg, "the queue is off, so the message cannot be sent")
 		}
-		relayers = append(relayers, r)
+		return s.deliverWithoutQueue(req, cfg, relayers)
+	}
+	q, code := s.openQueue(cfg)
+	if q == nil {
+		return code
+	}
+	sp, err := q.NewSpool()
+	if err != nil {
+		s.errorf("%v", err)
+		return exCantCreat
+	}
+	opts := injectOptions(req, cfg)
+	opts.SpoolFile = sp.File
+	sub, err := inject.Intake(s.stdin, opts)
+	if err != nil {
+		sp.Discard()
+		s.errorf("%v", err)
+		return intakeExit(err)
+	}
+	defer sub.Close()
+	env := envelopeFor(req, sub)
+	s.log.Info("%s: queue id %s, from=<%s>, size=%d, nrcpt=%d", sub.MessageID, sp.ID, env.Sender, sub.Message.Size, len(env.Recipients))
+
+	mode := deliveryMode(req, cfg)
+	if len(relayers) == 0 || mode != 'i' {
+		if err := q.Commit(sp, newEntry(&env, sub, nil, 0)); err != nil {
+			s.errorf("cannot queue the message: %v", err)
+			return exCantCreat
+		}
+		switch {
+		case len(relayers) == 0:
+			s.errorf("no smarthost is configured: the message was queued as %s in %s (set smarthost in %s or RELAYMAIL_SMARTHOST, e.g. smtp://mail.example.com, then run sendmail -q)", sp.ID, cfg.QueueDir, configPath(cfg))
+		case mode == 'b':
+			s.detach(req, "-qI"+sp.ID)
+		}
+		return exOK
 	}
 
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer stop()
+	results, derr := relay.Deliver(ctx, relayers, &env, &sub.Message)
+	var pending []relay.Result
+	for _, r := range results {
+		if r.Class == relay.Deferred {
+			pending = append(pending, r)
+		}
+	}
+	kept := false
+	if len(pending) > 0 {
+		if err := q.Commit(sp, newEntry(&env, sub, pending, 1)); err != nil {
+			s.report(req, sub.MessageID, results, derr, "")
+			s.errorf("cannot queue the deferred recipients: %v", err)
+			return exCantCreat
+		}
+		kept = true
+	} else {
+		sp.Discard()
+	}
+	queuedAs := ""
+	if kept {
+		queuedAs = sp.ID
+	}
+	s.report(req, sub.MessageID, results, derr, queuedAs)
+	if cfg.FlushAfterSend && len(pending) < len(results) && hasDelivered(results) {
+		// The smarthost works: let a detached run drain what earlier runs
+		// left, so a container without cron empties its queue.
+		if entries, err := q.List(); err == nil && len(entries) > 0 {
+			s.detach(req, "-q")
+		}
+	}
+	return resultsExit(results, kept)
+}
+
+// deliverWithoutQueue is queue = off: msmtp's behaviour, where a
+// temporary failure exits 75 and nothing is kept.
+func (s *sendmail) deliverWithoutQueue(req *request, cfg *config.Config, relayers []relay.Relayer) int {
 	sub, err := inject.Intake(s.stdin, injectOptions(req, cfg))
 	if err != nil {
 		s.errorf("%v", err)
 		return intakeExit(err)
 	}
 	defer sub.Close()
+	env := envelopeFor(req, sub)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer stop()
+	results, derr := relay.Deliver(ctx, relayers, &env, &sub.Message)
+	s.log.Info("%s: from=<%s>, size=%d, nrcpt=%d", sub.MessageID, env.Sender, sub.Message.Size, len(env.Recipients))
+	s.report(req, sub.MessageID, results, derr, "")
+	return resultsExit(results, false)
+}
+
+// envelopeFor adds the command line's DSN and body parameters to what
+// intake found.
+func envelopeFor(req *request, sub *inject.Submission) relay.Envelope {
 	env := sub.Envelope
 	env.DSN = relay.DSN{Notify: req.Notify, Ret: req.Ret, EnvID: req.EnvID}
 	env.Body = req.Body
 	env.SMTPUTF8 = env.SMTPUTF8 || req.SMTPUTF8
+	return env
+}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer stop()
-	results, derr := relay.Deliver(ctx, relayers, &env, &sub.Message)
+func hasDelivered(results []relay.Result) bool {
+	for _, r := range results {
+		if r.Class == relay.Delivered {
+			return true
+		}
+	}
+	return false
+}
 
-	s.log.Info("%s: from=<%s>, size=%d, nrcpt=%d", sub.MessageID, env.Sender, sub.Message.Size, len(env.Recipients))
+// report writes the log line of each recipient and one stderr line per
+// recipient that was not delivered (with -v also the delivered ones).
+// queuedAs is the queue ID the deferred recipients were committed under,
+// "" when they were not kept.
+func (s *sendmail) report(req *request, msgID string, results []relay.Result, derr error, queuedAs string) {
+	kept := queuedAs != ""
 	deferred := 0
 	shown := ""
 	for _, r := range results {
 		text := oneLine(resultText(r))
-		s.log.Info("%s: to=<%s>, relay=%s, status=%s (%s)", sub.MessageID, r.Recipient, r.Host, statusWord(r.Class), text)
+		s.log.Info("%s: to=<%s>, relay=%s, status=%s (%s)", msgID, r.Recipient, r.Host, statusWord(r.Class, kept), text)
 		switch {
-		case r.Class != relay.Delivered:
+		case r.Class == relay.Failed, r.Class == relay.Deferred && !kept:
 			s.errorf("%s: %s: %s", r.Recipient, r.Class, text)
 			shown += text + "\n"
+		case r.Class == relay.Deferred:
+			s.errorf("%s: deferred: %s (queued as %s)", r.Recipient, text, queuedAs)
 		case req.Verbose > 0:
 			s.errorf("%s: %s via %s: %s", r.Recipient, r.Class, r.Host, text)
 		}
@@ -174,7 +281,7 @@ func (s *sendmail) deliver(req *request, cfg *config.Config) int {
 			deferred++
 		}
 	}
-	if deferred > 0 {
+	if deferred > 0 && !kept {
 		// The session error usually is what the recipients' lines already
 		// say; print it only when it adds something.
 		if derr != nil {
@@ -182,9 +289,22 @@ func (s *sendmail) deliver(req *request, cfg *config.Config) int {
 				s.errorf("%s", msg)
 			}
 		}
-		s.errorf("%d of %d recipients were not sent and nothing was kept: this release has no queue (send the message again later)", deferred, len(results))
+		s.errorf("%d of %d recipients were not sent and nothing was kept: the queue is off (send the message again later)", deferred, len(results))
 	}
-	return resultsExit(results)
+}
+
+// relayers builds one client per configured smarthost.
+func (s *sendmail) relayers(req *request, cfg *config.Config) ([]relay.Relayer, int) {
+	relayers := make([]relay.Relayer, 0, len(cfg.Smarthosts))
+	for _, u := range cfg.Smarthosts {
+		r, err := u.Relayer(s.smarthostOptions(req, cfg))
+		if err != nil {
+			s.errorf("%v", err)
+			return nil, exConfig
+		}
+		relayers = append(relayers, r)
+	}
+	return relayers, exOK
 }
 
 // privileged reports whether the process runs with privileges its caller
@@ -218,12 +338,14 @@ func (s *sendmail) smarthostOptions(req *request, cfg *config.Config) smarthost.
 	return o
 }
 
-func statusWord(c relay.Class) string {
-	switch c {
-	case relay.Delivered:
+func statusWord(c relay.Class, kept bool) string {
+	switch {
+	case c == relay.Delivered:
 		return "sent"
-	case relay.Failed:
+	case c == relay.Failed:
 		return "bounced"
+	case kept:
+		return "deferred, queued"
 	}
 	return "deferred"
 }

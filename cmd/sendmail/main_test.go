@@ -18,17 +18,20 @@ func TestResultsExit(t *testing.T) {
 	cases := []struct {
 		name    string
 		results []relay.Result
+		kept    bool
 		want    int
 	}{
-		{"all delivered", []relay.Result{d, d}, exOK},
-		{"deferred", []relay.Result{d, z}, exTempFail},
-		{"recipient rejected", []relay.Result{d, rcpt}, exNoUser},
-		{"message rejected", []relay.Result{msg, msg}, exUnavailable},
-		{"permanent outranks temporary", []relay.Result{z, msg}, exUnavailable},
-		{"recipient outranks message", []relay.Result{msg, rcpt, z}, exNoUser},
+		{"all delivered", []relay.Result{d, d}, false, exOK},
+		{"deferred, not kept", []relay.Result{d, z}, false, exTempFail},
+		{"deferred and queued", []relay.Result{d, z}, true, exOK},
+		{"recipient rejected", []relay.Result{d, rcpt}, false, exNoUser},
+		{"rejected and queued", []relay.Result{z, rcpt}, true, exNoUser},
+		{"message rejected", []relay.Result{msg, msg}, false, exUnavailable},
+		{"permanent outranks temporary", []relay.Result{z, msg}, false, exUnavailable},
+		{"recipient outranks message", []relay.Result{msg, rcpt, z}, false, exNoUser},
 	}
 	for _, c := range cases {
-		if got := resultsExit(c.results); got != c.want {
+		if got := resultsExit(c.results, c.kept); got != c.want {
 			t.Errorf("%s: exit %d, want %d", c.name, got, c.want)
 		}
 	}
@@ -50,14 +53,15 @@ func TestPrivilegedRun(t *testing.T) {
 
 	// RELAYMAIL_CONFIG and RELAYMAIL_SMARTHOST would point at an attacker's
 	// smarthost; privileged, they must be ignored, so with no
-	// /etc/relaymail.conf smarthost there is none at all.
+	// /etc/relaymail.conf smarthost there is none at all. -bv shows it
+	// without reading a message or touching the real spool.
 	if _, err := os.Stat("/etc/relaymail.conf"); err == nil {
 		t.Skip("/etc/relaymail.conf exists on this machine")
 	}
 	t.Setenv("RELAYMAIL_CONFIG", conf)
 	t.Setenv("RELAYMAIL_SMARTHOST", "qmtp://127.0.0.1:1")
 	stderr.Reset()
-	code = run([]string{"sendmail", "a@example.org"}, strings.NewReader("x\n"), &stdout, &stderr)
+	code = run([]string{"sendmail", "-bv"}, strings.NewReader(""), &stdout, &stderr)
 	if code != exConfig || !strings.Contains(stderr.String(), "no smarthost is configured") {
 		t.Errorf("RELAYMAIL_* while privileged: exit %d, stderr %q", code, stderr.String())
 	}

@@ -29,7 +29,7 @@ func (s *sendmail) verify(req *request, cfg *config.Config) int {
 		return exUsage
 	}
 	if len(cfg.Smarthosts) == 0 {
-		return s.noSmarthost(cfg)
+		return s.noSmarthost(cfg, "so there is nothing to verify")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer stop()
@@ -80,7 +80,7 @@ func (s *sendmail) verify(req *request, cfg *config.Config) int {
 			lastErr = err
 			continue
 		}
-		return resultsExit(results)
+		return resultsExit(results, false)
 	}
 	if relay.IsPermanent(lastErr) {
 		return exUnavailable

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/relaymail/relaymail/config"
+	"github.com/relaymail/relaymail/relay"
+	"github.com/relaymail/relaymail/relay/inject"
+	"github.com/relaymail/relaymail/relay/queue"
+)
+
+// openQueue opens the spool; when it cannot be written the error names the
+// directory and the missing permission, and nothing has been accepted.
+func (s *sendmail) openQueue(cfg *config.Config) (*queue.Queue, int) {
+	q, err := queue.Open(queue.Options{
+		Dir:      cfg.QueueDir,
+		RetryMin: cfg.RetryMin,
+		RetryMax: cfg.RetryMax,
+		Lifetime: cfg.QueueLifetime,
+		Hostname: cfg.Hostname,
+		Domain:   cfg.Domain,
+		Log:      s.log.Info,
+	})
+	if err != nil {
+		s.errorf("%v", err)
+		return nil, exCantCreat
+	}
+	return q, exOK
+}
+
+// newEntry describes a message for the queue. pending are the deferred
+// results of an attempt (nil: every recipient, never tried).
+func newEntry(env *relay.Envelope, sub *inject.Submission, pending []relay.Result, attempts int) *queue.Entry {
+	e := &queue.Entry{
+		Sender:    env.Sender,
+		MessageID: sub.MessageID,
+		Body:      env.Body,
+		SMTPUTF8:  env.SMTPUTF8,
+		DSN:       env.DSN,
+		Attempts:  attempts,
+	}
+	if pending == nil {
+		for _, r := range env.Recipients {
+			e.Recipients = append(e.Recipients, queue.Recipient{Addr: r, State: queue.Pending})
+		}
+		return e
+	}
+	now := time.Now()
+	e.LastAttempt = now
+	for _, r := range pending {
+		e.Recipients = append(e.Recipients, queue.Recipient{Addr: r.Recipient, State: queue.Pending, Reply: oneLine(resultText(r))})
+	}
+	return e
+}
+
+// deliveryMode is -od<x> when given, else the delivery_mode key. -odd
+// (defer, Sendmail 8) also means: queue only.
+func deliveryMode(req *request, cfg *config.Config) byte {
+	switch req.DeliveryMode {
+	case 'i', 'b', 'q':
+		return req.DeliveryMode
+	case 'd':
+		return 'q'
+	}
+	switch cfg.DeliveryMode {
+	case "background":
+		return 'b'
+	case "queue":
+		return 'q'
+	}
+	return 'i'
+}
+
+// detach starts "sendmail <args>" in a new session, with no terminal and
+// no standard streams, and does not wait for it: -odb and the flush after
+// a send must not keep the caller (a PHP request, a cron job) waiting.
+func (s *sendmail) detach(req *request, args ...string) {
+	self, err := os.Executable()
+	if err != nil {
+		s.log.Warning("warning: cannot start a queue run: %v", err)
+		return
+	}
+	if req.ConfigPath != "" {
+		args = append([]string{"-C", req.ConfigPath}, args...)
+	}
+	cmd := exec.Command(self, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		s.log.Warning("warning: cannot start a queue run: %v", err)
+		return
+	}
+	cmd.Process.Release()
+}
+
+// queueRun is what -q asked for.
+type queueRun struct {
+	interval time.Duration // 0: once
+	opts     queue.RunOptions
+}
+
+// parseQueueArg reads the value glued to -q: nothing (run once), an
+// interval (5m, 1h30m, 2d: run as a daemon), R<domain> or I<id>.
+func parseQueueArg(arg string) (queueRun, error) {
+	switch {
+	case arg == "":
+		return queueRun{opts: queue.RunOptions{Force: true}}, nil
+	case arg[0] == 'R':
+		if len(arg) == 1 {
+			return queueRun{}, fmt.Errorf("-qR needs a domain, e.g. -qRexample.com")
+		}
+		return queueRun{opts: queue.RunOptions{Force: true, Domain: arg[1:]}}, nil
+	case arg[0] == 'S':
+		return queueRun{}, fmt.Errorf("-qS (select by sender) is not supported, as in Postfix; use -qR<domain> or -qI<queue id>")
+	case arg[0] == 'I':
+		if len(arg) == 1 {
+			return queueRun{}, fmt.Errorf("-qI needs a queue ID, as mailq shows it")
+		}
+		return queueRun{opts: queue.RunOptions{Force: true, ID: arg[1:]}}, nil
+	}
+	d, err := parseInterval(arg)
+	if err != nil {
+		return queueRun{}, fmt.Errorf("-q%s: %v (write e.g. -q, -q5m, -q1h, -qRexample.com or -qI<queue id>)", arg, err)
+	}
+	return queueRun{interval: d}, nil
+}
+
+// parseInterval reads sendmail's queue interval: Go durations plus d for
+// days; a bare number is minutes, as in Sendmail 8.
+func parseInterval(v string) (time.Duration, error) {
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return time.Duration(n) * time.Minute, nil
+	}
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n > 0 {
+			return time.Duration(n) * 24 * time.Hour, nil
+		}
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Second {
+		return 0, fmt.Errorf("%q is not an interval", v)
+	}
+	return d, nil
+}
+
+// runQueue is sendmail -q[...]: one run that delivers everything it may, or
+// with an interval a foreground daemon for containers and systemd, which
+// stops cleanly on SIGTERM.
+func (s *sendmail) runQueue(req *request, cfg *config.Config) int {
+	run, err := parseQueueArg(req.QueueArg)
+	if err != nil {
+		s.errorf("%v", err)
+		return exUsage
+	}
+	if !cfg.Queue {
+		s.errorf("the queue is off (queue off in %s), so there is nothing to run", configPath(cfg))
+		return exUsage
+	}
+	relayers, code := s.relayers(req, cfg)
+	if code != exOK {
+		return code
+	}
+	if len(relayers) == 0 {
+		return s.noSmarthost(cfg, "so the queue cannot be delivered")
+	}
+	q, code := s.openQueue(cfg)
+	if q == nil {
+		return code
+	}
+	run.opts.Relayers = relayers
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer stop()
+	if run.interval == 0 {
+		st, err := q.Run(ctx, run.opts)
+		s.logRun(st)
+		if err != nil && ctx.Err() == nil {
+			s.errorf("queue run: %v", err)
+			return exTempFail
+		}
+		if req.Verbose > 0 {
+			fmt.Fprintf(s.stderr, "sendmail: queue run: %d messages, %d recipients delivered, %d deferred, %d failed, %d connections\n",
+				st.Messages, st.Delivered, st.Deferred, st.Failed, st.Connections)
+		}
+		return exOK
+	}
+	s.log.Info("queue daemon started: a run every %v", run.interval)
+	for {
+		st, err := q.Run(ctx, run.opts)
+		s.logRun(st)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warning("warning: queue run: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+			s.log.Info("queue daemon stopped")
+			return exOK
+		case <-time.After(run.interval):
+		}
+	}
+}
+
+func (s *sendmail) logRun(st queue.Stats) {
+	if st.Messages > 0 {
+		s.log.Info("queue run: %d messages, %d delivered, %d deferred, %d failed, %d bounced, %d expired, %d connections",
+			st.Messages, st.Delivered, st.Deferred, st.Failed, st.Bounced, st.Expired, st.Connections)
+	}
+}
+
+// printQueue is mailq and sendmail -bp.
+func (s *sendmail) printQueue(req *request, cfg *config.Config) int {
+	if !cfg.Queue {
+		fmt.Fprintln(s.stdout, "Mail queue is empty (the queue is off)")
+		return exOK
+	}
+	q, code := s.openQueue(cfg)
+	if q == nil {
+		return code
+	}
+	entries, err := q.List()
+	if err != nil {
+		s.errorf("%v", err)
+	}
+	if req.JSON {
+		err = queue.WriteJSON(s.stdout, entries)
+	} else {
+		err = queue.WriteListing(s.stdout, entries)
+	}
+	if err != nil {
+		s.errorf("%v", err)
+		return exIOErr
+	}
+	return exOK
+}
