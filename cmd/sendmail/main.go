@@ -21,6 +21,7 @@ import (
 	"github.com/relaymail/relaymail/internal/maillog"
 	"github.com/relaymail/relaymail/relay"
 	"github.com/relaymail/relaymail/relay/inject"
+	"github.com/relaymail/relaymail/relay/queue"
 	"github.com/relaymail/relaymail/relay/smarthost"
 )
 
@@ -139,103 +140,147 @@ func (s *sendmail) noSmarthost(cfg *config.Config, why string) int {
 }
 
 func (s *sendmail) deliver(req *request, cfg *config.Config) int {
+	sm, code := s.newSubmitter(req, cfg)
+	if sm == nil {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer stop()
+	return sm.submit(ctx, s.stdin, injectOptions(req, cfg), false).exit
+}
+
+// submitter holds what every message of a run needs: the smarthost
+// clients and the queue (nil when the queue is off). -bm submits one
+// message, -bs one per SMTP transaction.
+type submitter struct {
+	s        *sendmail
+	req      *request
+	cfg      *config.Config
+	relayers []relay.Relayer
+	q        *queue.Queue
+}
+
+func (s *sendmail) newSubmitter(req *request, cfg *config.Config) (*submitter, int) {
 	relayers, code := s.relayers(req, cfg)
 	if code != exOK {
-		return code
+		return nil, code
 	}
+	sm := &submitter{s: s, req: req, cfg: cfg, relayers: relayers}
 	if !cfg.Queue {
 		if len(relayers) == 0 {
-			return s.noSmarthost(cfg, "the queue is off, so the message cannot be sent")
+			return nil, s.noSmarthost(cfg, "the queue is off, so the message cannot be sent")
 		}
-		return s.deliverWithoutQueue(req, cfg, relayers)
+		return sm, exOK
 	}
-	q, code := s.openQueue(cfg)
-	if q == nil {
-		return code
+	if sm.q, code = s.openQueue(cfg); sm.q == nil {
+		return nil, code
 	}
-	sp, err := q.NewSpool()
+	return sm, exOK
+}
+
+// outcome is what became of one submitted message.
+type outcome struct {
+	results  []relay.Result // one per recipient; nil when nothing was tried
+	queuedAs string         // the queue ID, when anything was committed
+	exit     int            // sendmail's exit status for this message
+	err      error          // a failure before delivery (already reported)
+}
+
+// submit reads one message from in, relays it and queues what must wait.
+// With bounceFailed (-bs, where the failure of some recipients can no
+// longer be reported per recipient once the message is accepted), the
+// recipients that failed are committed too, so that the queue bounces them
+// to the sender.
+func (sm *submitter) submit(ctx context.Context, in io.Reader, opts inject.Options, bounceFailed bool) outcome {
+	s, req, cfg := sm.s, sm.req, sm.cfg
+	var sp *queue.Spool
+	if sm.q != nil {
+		var err error
+		if sp, err = sm.q.NewSpool(); err != nil {
+			s.errorf("%v", err)
+			return outcome{exit: exCantCreat, err: err}
+		}
+		opts.SpoolFile = sp.File
+	}
+	sub, err := inject.Intake(in, opts)
 	if err != nil {
+		if sp != nil {
+			sp.Discard()
+		}
 		s.errorf("%v", err)
-		return exCantCreat
-	}
-	opts := injectOptions(req, cfg)
-	opts.SpoolFile = sp.File
-	sub, err := inject.Intake(s.stdin, opts)
-	if err != nil {
-		sp.Discard()
-		s.errorf("%v", err)
-		return intakeExit(err)
+		return outcome{exit: intakeExit(err), err: err}
 	}
 	defer sub.Close()
 	env := envelopeFor(req, sub)
-	s.log.Info("%s: queue id %s, from=<%s>, size=%d, nrcpt=%d", sub.MessageID, sp.ID, env.Sender, sub.Message.Size, len(env.Recipients))
+	id := ""
+	if sp != nil {
+		id = "queue id " + sp.ID + ", "
+	}
+	s.log.Info("%s: %sfrom=<%s>, size=%d, nrcpt=%d", sub.MessageID, id, env.Sender, sub.Message.Size, len(env.Recipients))
 
 	mode := deliveryMode(req, cfg)
-	if len(relayers) == 0 || mode != 'i' {
-		if err := q.Commit(sp, newEntry(&env, sub, nil, 0)); err != nil {
+	if sp != nil && (len(sm.relayers) == 0 || mode != 'i') {
+		if err := sm.q.Commit(sp, newEntry(&env, sub, nil, 0)); err != nil {
 			s.errorf("cannot queue the message: %v", err)
-			return exCantCreat
+			return outcome{exit: exCantCreat, err: err}
 		}
 		switch {
-		case len(relayers) == 0:
+		case len(sm.relayers) == 0:
 			s.errorf("no smarthost is configured: the message was queued as %s in %s (set smarthost in %s or RELAYMAIL_SMARTHOST, e.g. smtp://mail.example.com, then run sendmail -q)", sp.ID, cfg.QueueDir, configPath(cfg))
 		case mode == 'b':
 			s.detach(req, "-qI"+sp.ID)
 		}
-		return exOK
+		return outcome{queuedAs: sp.ID, exit: exOK}
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer stop()
-	results, derr := relay.Deliver(ctx, relayers, &env, &sub.Message)
-	var pending []relay.Result
+	results, derr := relay.Deliver(ctx, sm.relayers, &env, &sub.Message)
+	var keep []relay.Result
+	pending := 0
 	for _, r := range results {
-		if r.Class == relay.Deferred {
-			pending = append(pending, r)
+		switch {
+		case r.Class == relay.Deferred:
+			keep = append(keep, r)
+			pending++
+		case r.Class == relay.Failed && bounceFailed:
+			keep = append(keep, r)
 		}
 	}
-	kept := false
-	if len(pending) > 0 {
-		if err := q.Commit(sp, newEntry(&env, sub, pending, 1)); err != nil {
-			s.report(req, sub.MessageID, results, derr, "")
-			s.errorf("cannot queue the deferred recipients: %v", err)
-			return exCantCreat
-		}
-		kept = true
-	} else {
-		sp.Discard()
+	if pending == 0 && len(keep) == len(results) {
+		keep = nil // every recipient failed: the caller hears it, no bounce
 	}
 	queuedAs := ""
-	if kept {
-		queuedAs = sp.ID
+	if sp != nil {
+		if len(keep) > 0 {
+			if err := sm.q.Commit(sp, newEntry(&env, sub, keep, 1)); err != nil {
+				s.report(req, sub.MessageID, results, derr, "")
+				s.errorf("cannot queue the deferred recipients: %v", err)
+				return outcome{results: results, exit: exCantCreat, err: err}
+			}
+			queuedAs = sp.ID
+		} else {
+			sp.Discard()
+		}
 	}
-	s.report(req, sub.MessageID, results, derr, queuedAs)
-	if cfg.FlushAfterSend && len(pending) < len(results) && hasDelivered(results) {
+	kept := queuedAs != "" && pending > 0
+	reportedAs := ""
+	if kept {
+		reportedAs = queuedAs
+	}
+	s.report(req, sub.MessageID, results, derr, reportedAs)
+	if sm.q != nil && cfg.FlushAfterSend && hasDelivered(results) {
 		// The smarthost works: let a detached run drain what earlier runs
-		// left, so a container without cron empties its queue.
-		if entries, err := q.List(); err == nil && len(entries) > 0 {
+		// left (and send a bounce just queued), so that a container without
+		// cron empties its queue. The message's own deferred recipients
+		// alone are no reason: they would only be deferred again.
+		own := 0
+		if kept {
+			own = 1
+		}
+		if entries, err := sm.q.List(); err == nil && len(entries) > own {
 			s.detach(req, "-q")
 		}
 	}
-	return resultsExit(results, kept)
-}
-
-// deliverWithoutQueue is queue = off: msmtp's behaviour, where a
-// temporary failure exits 75 and nothing is kept.
-func (s *sendmail) deliverWithoutQueue(req *request, cfg *config.Config, relayers []relay.Relayer) int {
-	sub, err := inject.Intake(s.stdin, injectOptions(req, cfg))
-	if err != nil {
-		s.errorf("%v", err)
-		return intakeExit(err)
-	}
-	defer sub.Close()
-	env := envelopeFor(req, sub)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer stop()
-	results, derr := relay.Deliver(ctx, relayers, &env, &sub.Message)
-	s.log.Info("%s: from=<%s>, size=%d, nrcpt=%d", sub.MessageID, env.Sender, sub.Message.Size, len(env.Recipients))
-	s.report(req, sub.MessageID, results, derr, "")
-	return resultsExit(results, false)
+	return outcome{results: results, queuedAs: queuedAs, exit: resultsExit(results, kept)}
 }
 
 // envelopeFor adds the command line's DSN and body parameters to what
