@@ -66,9 +66,16 @@ type Config struct {
 	Domain     string           // added to bare local names
 	Hostname   string           // EHLO/LHLO name and Message-ID right-hand side
 	From       string           // default envelope sender; "" for the login name
-	Timeout    time.Duration
+	// Aliases is the aliases(5) file; RewriteFrom is "never", "missing"
+	// or "always"; AllowFromOverride lets -f set the envelope sender.
+	Aliases           string
+	RewriteFrom       string
+	AllowFromOverride bool
+	Timeout           time.Duration
 	// MaxHeaderSize bounds the message header intake accepts, in bytes.
 	MaxHeaderSize int64
+	// MaxMessageSize bounds the whole message, in bytes; 0 for no limit.
+	MaxMessageSize int64
 	// Password is the SMTP AUTH secret; never print it.
 	Password string
 	// TLS material for the smarthost connections; "" for none.

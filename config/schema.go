@@ -192,6 +192,45 @@ var schema = []keyDef{
 		},
 	},
 	{
+		Key: Key{Name: "max_message_size", Kind: "size", Default: "0",
+			Doc: "the largest message accepted, header and body; 0 means no limit of relaymail's own (the smarthost still has its own)"},
+		set: func(c *Config, v string) error {
+			if v == "0" {
+				c.MaxMessageSize = 0
+				return nil
+			}
+			n, err := parseSizeUpTo(v, 1<<40)
+			c.MaxMessageSize = n
+			return err
+		},
+	},
+	{
+		Key: Key{Name: "aliases", Kind: "path", Default: "/etc/aliases",
+			Doc: "the aliases(5) file applied to local recipients (root, postmaster, ...) in the envelope and in To and Cc; a missing /etc/aliases means no aliases"},
+		set: func(c *Config, v string) error { return setPath(&c.Aliases, v) },
+	},
+	{
+		Key: Key{Name: "rewrite_from", Kind: "keyword", Default: "missing",
+			Doc: "never: leave From as the caller wrote it; missing: add a missing From and qualify a bare one; always: put the from address into every From (keeping the display name) and make it the envelope sender"},
+		set: func(c *Config, v string) error {
+			switch v {
+			case "never", "missing", "always":
+				c.RewriteFrom = v
+				return nil
+			}
+			return &valueError{fmt.Sprintf("%q is not a rewrite_from mode", v), "use never, missing or always"}
+		},
+	},
+	{
+		Key: Key{Name: "allow_from_override", Kind: "keyword", Default: "yes",
+			Doc: "yes: the caller's -f or -r (qmail-inject: -f, Return-Path, QMAILSUSER) sets the envelope sender; no: it is ignored and the sender is from, or the login name"},
+		set: func(c *Config, v string) error {
+			b, err := parseSwitch(v, "yes", "no")
+			c.AllowFromOverride = b
+			return err
+		},
+	},
+	{
 		Key: Key{Name: "log", Kind: "keyword", Default: "syslog",
 			Doc: "where the per-message log line goes: syslog (stderr when there is no /dev/log), stderr or none"},
 		set: func(c *Config, v string) error {
@@ -311,19 +350,27 @@ func setPath(dst *string, v string) error {
 // parseSize reads a byte count with an optional k or M suffix (powers of
 // 1024). The header limit exists to bound memory, so it is capped at 64M.
 func parseSize(v string) (int64, error) {
+	return parseSizeUpTo(v, 64<<20)
+}
+
+// parseSizeUpTo reads a byte count with an optional k, M or G suffix
+// (powers of 1024), at least 1k and at most limit.
+func parseSizeUpTo(v string, limit int64) (int64, error) {
 	num, mult := v, int64(1)
 	switch {
 	case strings.HasSuffix(v, "k"), strings.HasSuffix(v, "K"):
 		num, mult = v[:len(v)-1], 1<<10
 	case strings.HasSuffix(v, "M"), strings.HasSuffix(v, "m"):
 		num, mult = v[:len(v)-1], 1<<20
+	case strings.HasSuffix(v, "G"), strings.HasSuffix(v, "g"):
+		num, mult = v[:len(v)-1], 1<<30
 	}
 	n, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || n <= 0 || num != strings.TrimSpace(num) {
-		return 0, &valueError{fmt.Sprintf("%q is not a size", v), "write a number of bytes, or one with a k or M suffix, e.g. 512k or 1M"}
+		return 0, &valueError{fmt.Sprintf("%q is not a size", v), "write a number of bytes, or one with a k, M or G suffix, e.g. 512k, 1M or 2G"}
 	}
-	if n > (64<<20)/mult {
-		return 0, &valueError{fmt.Sprintf("%q is too large", v), "the most is 64M"}
+	if n > limit/mult {
+		return 0, &valueError{fmt.Sprintf("%q is too large", v), fmt.Sprintf("the most is %dM", limit>>20)}
 	}
 	if n*mult < 1024 {
 		return 0, &valueError{fmt.Sprintf("%q is too small", v), "a header needs at least 1k"}

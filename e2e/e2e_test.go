@@ -18,7 +18,7 @@ import (
 	"github.com/relaymail/relaymail/relay/relaytest"
 )
 
-var sendmailBin string
+var sendmailBin, qmailInjectBin string
 
 var update = flag.Bool("update", false, "rewrite the golden .out and .exit files")
 
@@ -34,6 +34,13 @@ func TestMain(m *testing.M) {
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building sendmail: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	qmailInjectBin = filepath.Join(dir, "qmail-inject")
+	build = exec.Command("go", "build", "-trimpath", "-o", qmailInjectBin, "../cmd/qmail-inject")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building qmail-inject: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -65,6 +72,9 @@ func baseEnv(t *testing.T, smarthost string) []string {
 		// could outlive it.
 		"RELAYMAIL_QUEUE_DIR=" + filepath.Join(t.TempDir(), "queue"),
 		"RELAYMAIL_FLUSH_AFTER_SEND=no",
+		// The machine's /etc/aliases must not change what the tests
+		// see; /dev/null is an empty alias file every uid can read.
+		"RELAYMAIL_ALIASES=/dev/null",
 		"NAME=",
 	}
 	if smarthost != "" {

@@ -181,6 +181,7 @@ const (
 	reasonErrorMode = "relaymail reports every failure on stderr and in its exit status"
 	reasonSettings  = "relaymail takes its settings from its configuration, never from the caller's command line"
 	reasonNoFiles   = "relaymail never writes files named by its caller"
+	reasonNoDaemon  = "relaymail does not listen on the network: for applications that can only speak SMTP to a local port, run sendmail -bs from systemd socket activation (Accept=yes) or inetd"
 )
 
 // flags is the flag table: every letter of both getopt strings once (sub ""),
@@ -213,14 +214,17 @@ var flags = []flagSpec{
 	{letter: 'b', sub: "v", syntax: "-bv", act: actUse,
 		what:   "verify the recipient addresses and deliver nothing",
 		handle: setMode(ModeVerify)},
-	{letter: 'b', sub: "d", syntax: "-bd", act: actUse,
+	{letter: 'b', sub: "d", syntax: "-bd", act: actUnsupported,
 		what:   "run as a mail daemon",
+		reason: reasonNoDaemon,
 		handle: setMode(ModeDaemon)},
-	{letter: 'b', sub: "D", syntax: "-bD", act: actUse,
+	{letter: 'b', sub: "D", syntax: "-bD", act: actUnsupported,
 		what:   "run as a mail daemon in the foreground (sendmail 8)",
+		reason: reasonNoDaemon,
 		handle: setMode(ModeDaemon)},
-	{letter: 'b', sub: "l", syntax: "-bl", act: actUse,
+	{letter: 'b', sub: "l", syntax: "-bl", act: actUnsupported,
 		what:   "run as a mail daemon (Postfix reads it as -bd)",
+		reason: reasonNoDaemon,
 		handle: setMode(ModeDaemon)},
 	{letter: 'b', sub: "t", syntax: "-bt", act: actUnsupported,
 		what:   "test the address rewriting rules (sendmail 8)",

@@ -15,13 +15,12 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"unicode/utf8"
 
 	"github.com/relaymail/relaymail/config"
 	"github.com/relaymail/relaymail/internal/maillog"
+	"github.com/relaymail/relaymail/internal/submit"
 	"github.com/relaymail/relaymail/relay"
 	"github.com/relaymail/relaymail/relay/inject"
-	"github.com/relaymail/relaymail/relay/queue"
 	"github.com/relaymail/relaymail/relay/smarthost"
 )
 
@@ -58,12 +57,11 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "relaymail sendmail %s\n", version)
 		return exOK
 	case ModeDeliver:
-	case ModeVerify, ModePrintQueue, ModeRunQueue:
-	case ModeSMTP, ModeInitAliases:
-		s.errorf("%s is not supported yet: this relaymail release delivers (-bm), verifies (-bv) and runs the queue (-q, mailq); -bs and aliases come in later releases", req.ModeArg)
-		return exUsage
+	case ModeVerify, ModePrintQueue, ModeRunQueue, ModeSMTP:
+	case ModeInitAliases:
 	default:
-		s.errorf("%s is not supported: relaymail is a relay client, not a daemon or an address tester (use -bm, the default)", req.ModeArg)
+		what, reason := modeDoc(req.ModeArg)
+		s.errorf("%s (%s) is not supported: %s", req.ModeArg, what, reason)
 		return exUsage
 	}
 
@@ -87,6 +85,12 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	s.log = maillog.New(cfg.Log, tag, stderr)
 	defer s.log.Close()
+	if req.Mode == ModeInitAliases {
+		return s.newaliases(cfg)
+	}
+	if code := s.loadAliases(req, cfg); code != exOK {
+		return code
+	}
 	switch req.Mode {
 	case ModeVerify:
 		return s.verify(req, cfg)
@@ -94,6 +98,8 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return s.printQueue(req, cfg)
 	case ModeRunQueue:
 		return s.runQueue(req, cfg)
+	case ModeSMTP:
+		return s.serveSMTP(req, cfg)
 	}
 	return s.deliver(req, cfg)
 }
@@ -109,19 +115,33 @@ func injectOptions(req *request, cfg *config.Config) inject.Options {
 			fullName = gecos
 		}
 	}
-	return inject.Options{
-		Recipients:     req.Recipients,
-		Extract:        req.Extract,
-		IgnoreDots:     req.IgnoreDots,
-		Sender:         req.Sender,
-		SenderSet:      req.SenderSet,
-		DefaultSender:  cfg.From,
-		User:           login,
-		FullName:       fullName,
-		Domain:         cfg.Domain,
-		Hostname:       cfg.Hostname,
-		MaxHeaderBytes: cfg.MaxHeaderSize,
+	o := inject.Options{
+		Recipients:      req.Recipients,
+		Extract:         req.Extract,
+		IgnoreDots:      req.IgnoreDots,
+		Sender:          req.Sender,
+		SenderSet:       req.SenderSet,
+		DefaultSender:   cfg.From,
+		User:            login,
+		FullName:        fullName,
+		Domain:          cfg.Domain,
+		Hostname:        cfg.Hostname,
+		MaxHeaderBytes:  cfg.MaxHeaderSize,
+		MaxMessageBytes: cfg.MaxMessageSize,
 	}
+	localOptions(&o, req, cfg)
+	return o
+}
+
+// modeDoc finds what a -b mode means and why relaymail refuses it, in the
+// flag table, so that the message says what sendmail(8) says.
+func modeDoc(modeArg string) (what, reason string) {
+	for _, f := range flags {
+		if f.letter == 'b' && f.sub != "" && "-b"+f.sub == modeArg {
+			return f.what, f.reason
+		}
+	}
+	return "an unknown mode", "see sendmail(8)"
 }
 
 // configPath names the configuration file for hints.
@@ -149,33 +169,36 @@ func (s *sendmail) deliver(req *request, cfg *config.Config) int {
 	return sm.submit(ctx, s.stdin, injectOptions(req, cfg), false).exit
 }
 
-// submitter holds what every message of a run needs: the smarthost
-// clients and the queue (nil when the queue is off). -bm submits one
-// message, -bs one per SMTP transaction.
+// submitter holds what every message of a run needs: the shared delivery
+// path (internal/submit, which qmail-inject uses too) with its smarthost
+// clients and queue. -bm submits one message, -bs one per SMTP
+// transaction.
 type submitter struct {
-	s        *sendmail
-	req      *request
-	cfg      *config.Config
-	relayers []relay.Relayer
-	q        *queue.Queue
+	s   *sendmail
+	req *request
+	cfg *config.Config
+	sub *submit.Submitter
+}
+
+// submitterFor is the shared delivery path with sendmail's stderr, -v and
+// detached queue runs.
+func (s *sendmail) submitterFor(req *request, cfg *config.Config) *submit.Submitter {
+	return &submit.Submitter{
+		Config:     cfg,
+		Log:        s.log,
+		Errorf:     s.errorf,
+		Verbose:    req.Verbose,
+		Transcript: s.stderr,
+		Detach:     func(args ...string) { s.detach(req, args...) },
+	}
 }
 
 func (s *sendmail) newSubmitter(req *request, cfg *config.Config) (*submitter, int) {
-	relayers, code := s.relayers(req, cfg)
-	if code != exOK {
-		return nil, code
+	sub := s.submitterFor(req, cfg)
+	if err := sub.Open(); err != nil {
+		return nil, submitExit(err)
 	}
-	sm := &submitter{s: s, req: req, cfg: cfg, relayers: relayers}
-	if !cfg.Queue {
-		if len(relayers) == 0 {
-			return nil, s.noSmarthost(cfg, "the queue is off, so the message cannot be sent")
-		}
-		return sm, exOK
-	}
-	if sm.q, code = s.openQueue(cfg); sm.q == nil {
-		return nil, code
-	}
-	return sm, exOK
+	return &submitter{s: s, req: req, cfg: cfg, sub: sub}, exOK
 }
 
 // outcome is what became of one submitted message.
@@ -192,162 +215,40 @@ type outcome struct {
 // recipients that failed are committed too, so that the queue bounces them
 // to the sender.
 func (sm *submitter) submit(ctx context.Context, in io.Reader, opts inject.Options, bounceFailed bool) outcome {
-	s, req, cfg := sm.s, sm.req, sm.cfg
-	var sp *queue.Spool
-	if sm.q != nil {
-		var err error
-		if sp, err = sm.q.NewSpool(); err != nil {
-			s.errorf("%v", err)
-			return outcome{exit: exCantCreat, err: err}
-		}
-		opts.SpoolFile = sp.File
-	}
-	sub, err := inject.Intake(in, opts)
+	req := sm.req
+	o, err := sm.sub.Submit(ctx, in, submit.Message{
+		Intake:       opts,
+		DSN:          relay.DSN{Notify: req.Notify, Ret: req.Ret, EnvID: req.EnvID},
+		Body:         req.Body,
+		SMTPUTF8:     req.SMTPUTF8,
+		Mode:         deliveryMode(req, sm.cfg),
+		BounceFailed: bounceFailed,
+	})
+	exit := resultsExit(o.Results, o.Kept)
 	if err != nil {
-		if sp != nil {
-			sp.Discard()
-		}
-		s.errorf("%v", err)
-		return outcome{exit: intakeExit(err), err: err}
+		exit = submitExit(err)
 	}
-	defer sub.Close()
-	env := envelopeFor(req, sub)
-	id := ""
-	if sp != nil {
-		id = "queue id " + sp.ID + ", "
-	}
-	s.log.Info("%s: %sfrom=<%s>, size=%d, nrcpt=%d", sub.MessageID, id, env.Sender, sub.Message.Size, len(env.Recipients))
-
-	mode := deliveryMode(req, cfg)
-	if sp != nil && (len(sm.relayers) == 0 || mode != 'i') {
-		if err := sm.q.Commit(sp, newEntry(&env, sub, nil, 0)); err != nil {
-			s.errorf("cannot queue the message: %v", err)
-			return outcome{exit: exCantCreat, err: err}
-		}
-		switch {
-		case len(sm.relayers) == 0:
-			s.errorf("no smarthost is configured: the message was queued as %s in %s (set smarthost in %s or RELAYMAIL_SMARTHOST, e.g. smtp://mail.example.com, then run sendmail -q)", sp.ID, cfg.QueueDir, configPath(cfg))
-		case mode == 'b':
-			s.detach(req, "-qI"+sp.ID)
-		}
-		return outcome{queuedAs: sp.ID, exit: exOK}
-	}
-
-	results, derr := relay.Deliver(ctx, sm.relayers, &env, &sub.Message)
-	var keep []relay.Result
-	pending := 0
-	for _, r := range results {
-		switch {
-		case r.Class == relay.Deferred:
-			keep = append(keep, r)
-			pending++
-		case r.Class == relay.Failed && bounceFailed:
-			keep = append(keep, r)
-		}
-	}
-	if pending == 0 && len(keep) == len(results) {
-		keep = nil // every recipient failed: the caller hears it, no bounce
-	}
-	queuedAs := ""
-	if sp != nil {
-		if len(keep) > 0 {
-			if err := sm.q.Commit(sp, newEntry(&env, sub, keep, 1)); err != nil {
-				s.report(req, sub.MessageID, results, derr, "")
-				s.errorf("cannot queue the deferred recipients: %v", err)
-				return outcome{results: results, exit: exCantCreat, err: err}
-			}
-			queuedAs = sp.ID
-		} else {
-			sp.Discard()
-		}
-	}
-	kept := queuedAs != "" && pending > 0
-	reportedAs := ""
-	if kept {
-		reportedAs = queuedAs
-	}
-	s.report(req, sub.MessageID, results, derr, reportedAs)
-	if sm.q != nil && cfg.FlushAfterSend && hasDelivered(results) {
-		// The smarthost works: let a detached run drain what earlier runs
-		// left (and send a bounce just queued), so that a container without
-		// cron empties its queue. The message's own deferred recipients
-		// alone are no reason: they would only be deferred again.
-		own := 0
-		if kept {
-			own = 1
-		}
-		if entries, err := sm.q.List(); err == nil && len(entries) > own {
-			s.detach(req, "-q")
-		}
-	}
-	return outcome{results: results, queuedAs: queuedAs, exit: resultsExit(results, kept)}
+	return outcome{results: o.Results, queuedAs: o.QueuedAs, exit: exit, err: err}
 }
 
-// envelopeFor adds the command line's DSN and body parameters to what
-// intake found.
-func envelopeFor(req *request, sub *inject.Submission) relay.Envelope {
-	env := sub.Envelope
-	env.DSN = relay.DSN{Notify: req.Notify, Ret: req.Ret, EnvID: req.EnvID}
-	env.Body = req.Body
-	env.SMTPUTF8 = env.SMTPUTF8 || req.SMTPUTF8
-	return env
-}
-
-func hasDelivered(results []relay.Result) bool {
-	for _, r := range results {
-		if r.Class == relay.Delivered {
-			return true
+// submitExit maps a failure of the shared delivery path (already reported
+// on stderr) to its sysexits code.
+func submitExit(err error) int {
+	var se *submit.Error
+	if errors.As(err, &se) {
+		if se.Kind == submit.KindConfig {
+			return exConfig
 		}
+		return exCantCreat
 	}
-	return false
-}
-
-// report writes the log line of each recipient and one stderr line per
-// recipient that was not delivered (with -v also the delivered ones).
-// queuedAs is the queue ID the deferred recipients were committed under,
-// "" when they were not kept.
-func (s *sendmail) report(req *request, msgID string, results []relay.Result, derr error, queuedAs string) {
-	kept := queuedAs != ""
-	deferred := 0
-	shown := ""
-	for _, r := range results {
-		text := oneLine(resultText(r))
-		s.log.Info("%s: to=<%s>, relay=%s, status=%s (%s)", msgID, r.Recipient, r.Host, statusWord(r.Class, kept), text)
-		switch {
-		case r.Class == relay.Failed, r.Class == relay.Deferred && !kept:
-			s.errorf("%s: %s: %s", r.Recipient, r.Class, text)
-			shown += text + "\n"
-		case r.Class == relay.Deferred:
-			s.errorf("%s: deferred: %s (queued as %s)", r.Recipient, text, queuedAs)
-		case req.Verbose > 0:
-			s.errorf("%s: %s via %s: %s", r.Recipient, r.Class, r.Host, text)
-		}
-		if r.Class == relay.Deferred {
-			deferred++
-		}
-	}
-	if deferred > 0 && !kept {
-		// The session error usually is what the recipients' lines already
-		// say; print it only when it adds something.
-		if derr != nil {
-			if msg := oneLine(derr.Error()); !strings.Contains(shown, msg) {
-				s.errorf("%s", msg)
-			}
-		}
-		s.errorf("%d of %d recipients were not sent and nothing was kept: the queue is off (send the message again later)", deferred, len(results))
-	}
+	return intakeExit(err)
 }
 
 // relayers builds one client per configured smarthost.
 func (s *sendmail) relayers(req *request, cfg *config.Config) ([]relay.Relayer, int) {
-	relayers := make([]relay.Relayer, 0, len(cfg.Smarthosts))
-	for _, u := range cfg.Smarthosts {
-		r, err := u.Relayer(s.smarthostOptions(req, cfg))
-		if err != nil {
-			s.errorf("%v", err)
-			return nil, exConfig
-		}
-		relayers = append(relayers, r)
+	relayers, err := s.submitterFor(req, cfg).NewRelayers()
+	if err != nil {
+		return nil, exConfig
 	}
 	return relayers, exOK
 }
@@ -362,66 +263,16 @@ var privileged = func() bool {
 // protocol transcript goes to stderr (AUTH payloads are redacted by the
 // client); warnings always reach the log, and stderr too with -v.
 func (s *sendmail) smarthostOptions(req *request, cfg *config.Config) smarthost.Options {
-	o := smarthost.Options{
-		Hostname:       cfg.Hostname,
-		Timeout:        cfg.Timeout,
-		Password:       cfg.Password,
-		TLSCAFile:      cfg.TLSCAFile,
-		TLSCertFile:    cfg.TLSCertFile,
-		TLSKeyFile:     cfg.TLSKeyFile,
-		TLSFingerprint: cfg.TLSFingerprint,
-		Warn: func(w string) {
-			s.log.Warning("warning: %s", oneLine(w))
-			if req.Verbose > 0 {
-				s.errorf("warning: %s", oneLine(w))
-			}
-		},
-	}
-	if req.Verbose > 0 {
-		o.Transcript = s.stderr
-	}
-	return o
-}
-
-func statusWord(c relay.Class, kept bool) string {
-	switch {
-	case c == relay.Delivered:
-		return "sent"
-	case c == relay.Failed:
-		return "bounced"
-	case kept:
-		return "deferred, queued"
-	}
-	return "deferred"
+	return s.submitterFor(req, cfg).SmarthostOptions()
 }
 
 // resultText is the server's answer as people quote it: "552 5.2.2 text"
 // for SMTP and LMTP, the bare text for QMTP and for local decisions.
-func resultText(r relay.Result) string {
-	if r.Code == 0 {
-		return r.Text
-	}
-	s := fmt.Sprint(r.Code)
-	if r.Enhanced != "" {
-		s += " " + r.Enhanced
-	}
-	if r.Text != "" {
-		s += " " + r.Text
-	}
-	return s
-}
+func resultText(r relay.Result) string { return submit.ResultText(r) }
 
 // oneLine keeps a server's text on one stderr or log line and makes it
 // harmless for a terminal: QMTP replies may hold arbitrary bytes.
-func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' && r != '\t' && r != '\n' && r != '\r' || r == 0x7f || r == utf8.RuneError {
-			return '?'
-		}
-		return r
-	}, s)
-	return strings.Join(strings.Fields(s), " ")
-}
+func oneLine(s string) string { return submit.OneLine(s) }
 
 // loginName returns the caller's login name and GECOS full name, from the
 // password database by real uid, not from $USER, which the caller controls.

@@ -12,53 +12,19 @@ import (
 	"time"
 
 	"github.com/relaymail/relaymail/config"
-	"github.com/relaymail/relaymail/relay"
-	"github.com/relaymail/relaymail/relay/inject"
+	"github.com/relaymail/relaymail/internal/submit"
 	"github.com/relaymail/relaymail/relay/queue"
 )
 
 // openQueue opens the spool; when it cannot be written the error names the
 // directory and the missing permission, and nothing has been accepted.
 func (s *sendmail) openQueue(cfg *config.Config) (*queue.Queue, int) {
-	q, err := queue.Open(queue.Options{
-		Dir:      cfg.QueueDir,
-		RetryMin: cfg.RetryMin,
-		RetryMax: cfg.RetryMax,
-		Lifetime: cfg.QueueLifetime,
-		Hostname: cfg.Hostname,
-		Domain:   cfg.Domain,
-		Log:      s.log.Info,
-	})
+	q, err := submit.OpenQueue(cfg, s.log)
 	if err != nil {
 		s.errorf("%v", err)
 		return nil, exCantCreat
 	}
 	return q, exOK
-}
-
-// newEntry describes a message for the queue. pending are the deferred
-// results of an attempt (nil: every recipient, never tried).
-func newEntry(env *relay.Envelope, sub *inject.Submission, pending []relay.Result, attempts int) *queue.Entry {
-	e := &queue.Entry{
-		Sender:    env.Sender,
-		MessageID: sub.MessageID,
-		Body:      env.Body,
-		SMTPUTF8:  env.SMTPUTF8,
-		DSN:       env.DSN,
-		Attempts:  attempts,
-	}
-	if pending == nil {
-		for _, r := range env.Recipients {
-			e.Recipients = append(e.Recipients, queue.Recipient{Addr: r, State: queue.Pending})
-		}
-		return e
-	}
-	now := time.Now()
-	e.LastAttempt = now
-	for _, r := range pending {
-		e.Recipients = append(e.Recipients, queue.Recipient{Addr: r.Recipient, State: queue.Pending, Reply: oneLine(resultText(r))})
-	}
-	return e
 }
 
 // deliveryMode is -od<x> when given, else the delivery_mode key. -odd

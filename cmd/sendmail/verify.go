@@ -13,7 +13,6 @@ import (
 
 	"github.com/relaymail/relaymail/config"
 	"github.com/relaymail/relaymail/relay"
-	"github.com/relaymail/relaymail/relay/inject"
 	"github.com/relaymail/relaymail/relay/smarthost"
 	"github.com/relaymail/relaymail/relay/smtp"
 )
@@ -29,6 +28,12 @@ func (s *sendmail) verify(req *request, cfg *config.Config) int {
 		return exUsage
 	}
 	if len(cfg.Smarthosts) == 0 {
+		if len(req.Recipients) > 0 {
+			// The rewriting is worth seeing without a smarthost too.
+			if _, code := s.showAddresses(req, cfg); code != exOK {
+				return code
+			}
+		}
 		return s.noSmarthost(cfg, "so there is nothing to verify")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -45,14 +50,9 @@ func (s *sendmail) verify(req *request, cfg *config.Config) int {
 		return code
 	}
 
-	env, err := inject.Envelope(injectOptions(req, cfg))
-	if err != nil {
-		s.errorf("%v", err)
-		return intakeExit(err)
-	}
-	fmt.Fprintf(s.stdout, "sender <%s>\n", env.Sender)
-	for _, r := range env.Recipients {
-		fmt.Fprintf(s.stdout, "recipient <%s>\n", r)
+	env, code := s.showAddresses(req, cfg)
+	if code != exOK {
+		return code
 	}
 	var lastErr error
 	for _, u := range cfg.Smarthosts {

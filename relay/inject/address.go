@@ -11,11 +11,21 @@ import (
 // "@domain" into a header without re-encoding anything else: every mailbox
 // carries the byte offset where its local part ends.
 
-// mailbox is one address found in an address list.
+// mailbox is one address found in an address list, with the byte offsets
+// that let a rewrite change it in place and leave every other byte alone.
 type mailbox struct {
 	local  string // local part as written, without comments or folding
 	domain string // "" for a bare local name
 	end    int    // offset just past the local part's last token
+	// domStart and domEnd delimit the domain's tokens (both 0 when bare).
+	domStart, domEnd int
+	// addrStart and addrEnd delimit the addr-spec, with the source route
+	// if there is one, inside the angle brackets if there are any.
+	addrStart, addrEnd int
+	// start and elemEnd delimit the whole mailbox: display name, angle
+	// brackets and all (but not a trailing comment).
+	start, elemEnd int
+	route          bool // an obsolete source route was skipped
 }
 
 func (m mailbox) addr() string {
@@ -59,6 +69,11 @@ type addrParser struct {
 	// qmail-inject does ("djb fred" becomes "djb, fred").
 	spaceIsComma bool
 	peeked       *token
+	// lastEnd is the end of the last token consumed (not just peeked).
+	lastEnd int
+	// commas are the offsets where spaceIsComma found a missing comma,
+	// so that a header rewrite can insert one there.
+	commas []int
 }
 
 func (p *addrParser) fail(off int, format string, a ...any) error {
@@ -110,8 +125,18 @@ func (p *addrParser) next() (token, error) {
 	if p.peeked != nil {
 		t := *p.peeked
 		p.peeked = nil
+		p.lastEnd = t.end
 		return t, nil
 	}
+	t, err := p.scan()
+	if err == nil && t.kind != tokEOF {
+		p.lastEnd = t.end
+	}
+	return t, err
+}
+
+// scan reads the next token.
+func (p *addrParser) scan() (token, error) {
 	if err := p.skipCFWS(); err != nil {
 		return token{}, err
 	}
@@ -175,7 +200,7 @@ func (p *addrParser) peek() (token, error) {
 	if p.peeked != nil {
 		return *p.peeked, nil
 	}
-	t, err := p.next()
+	t, err := p.scan()
 	if err != nil {
 		return t, err
 	}
@@ -189,8 +214,16 @@ func isSpecial(t token, c string) bool { return t.kind == tokSpecial && t.text =
 // (", ,", a trailing comma as Debian cron writes it), groups, bare local
 // names, obsolete routes and quoted local parts are all accepted.
 func parseAddressList(s string, spaceIsComma bool) ([]mailbox, error) {
+	list, _, err := parseAddresses(s, spaceIsComma)
+	return list, err
+}
+
+// parseAddresses is parseAddressList that also returns where spaceIsComma
+// found a missing comma.
+func parseAddresses(s string, spaceIsComma bool) ([]mailbox, []int, error) {
 	p := &addrParser{s: s, spaceIsComma: spaceIsComma}
-	return p.list(false)
+	list, err := p.list(false)
+	return list, p.commas, err
 }
 
 func (p *addrParser) list(inGroup bool) ([]mailbox, error) {
@@ -217,6 +250,7 @@ func (p *addrParser) list(inGroup bool) ([]mailbox, error) {
 			return nil, err
 		}
 		out = append(out, got...)
+		end := p.lastEnd
 		t, err = p.peek()
 		if err != nil {
 			return nil, err
@@ -225,6 +259,7 @@ func (p *addrParser) list(inGroup bool) ([]mailbox, error) {
 		case t.kind == tokEOF, isSpecial(t, ","):
 		case isSpecial(t, ";") && inGroup:
 		case p.spaceIsComma && (t.kind == tokAtom || t.kind == tokQuoted || isSpecial(t, "<")):
+			p.commas = append(p.commas, end)
 		default:
 			return nil, p.fail(t.start, "expected a comma before %q", t.text)
 		}
@@ -282,6 +317,10 @@ func (p *addrParser) element(inGroup bool) ([]mailbox, error) {
 			if err != nil || !ok {
 				return nil, err
 			}
+			m.start = t.start
+			if len(words) > 0 {
+				m.start = words[0].start
+			}
 			return []mailbox{m}, nil
 		case isSpecial(t, "@"):
 			if len(words) == 0 {
@@ -291,11 +330,12 @@ func (p *addrParser) element(inGroup bool) ([]mailbox, error) {
 				return nil, p.fail(words[0].start, "a display name needs angle brackets around the address (write Name <user@example.com>)")
 			}
 			p.next()
-			dom, err := p.domain()
+			dom, ds, de, err := p.domain()
 			if err != nil {
 				return nil, err
 			}
-			return []mailbox{{local: joinWords(words), domain: dom, end: words[len(words)-1].end}}, nil
+			return []mailbox{{local: joinWords(words), domain: dom, end: words[len(words)-1].end,
+				domStart: ds, domEnd: de, addrStart: words[0].start, addrEnd: de, start: words[0].start, elemEnd: de}}, nil
 		}
 		break
 	}
@@ -306,7 +346,8 @@ func (p *addrParser) element(inGroup bool) ([]mailbox, error) {
 	if sawSpace && !dotted(words) {
 		return nil, p.fail(words[0].start, "%q is not an address (put a comma between addresses, or angle brackets around the address)", p.s[words[0].start:words[len(words)-1].end])
 	}
-	return []mailbox{{local: joinWords(words), end: words[len(words)-1].end}}, nil
+	end := words[len(words)-1].end
+	return []mailbox{{local: joinWords(words), end: end, addrStart: words[0].start, addrEnd: end, start: words[0].start, elemEnd: end}}, nil
 }
 
 // dotted reports whether space-separated words are really one obsolete
@@ -339,8 +380,10 @@ func (p *addrParser) angleAddr() (mailbox, bool, error) {
 		p.next()
 		return mailbox{}, false, nil
 	}
+	addrStart, route := t.start, false
 	if isSpecial(t, "@") {
 		// RFC 5322 §4.4 obs-route: "@a,@b:" is ignored.
+		route = true
 		for {
 			t, err := p.next()
 			if err != nil {
@@ -374,15 +417,20 @@ func (p *addrParser) angleAddr() (mailbox, bool, error) {
 	if !dotted(words) {
 		return mailbox{}, false, p.fail(words[0].start, "a space inside angle brackets")
 	}
-	m := mailbox{local: joinWords(words), end: words[len(words)-1].end}
+	if !route {
+		addrStart = words[0].start
+	}
+	m := mailbox{local: joinWords(words), end: words[len(words)-1].end, addrStart: addrStart, route: route}
+	m.addrEnd = m.end
 	t, err = p.next()
 	if err != nil {
 		return mailbox{}, false, err
 	}
 	if isSpecial(t, "@") {
-		if m.domain, err = p.domain(); err != nil {
+		if m.domain, m.domStart, m.domEnd, err = p.domain(); err != nil {
 			return mailbox{}, false, err
 		}
+		m.addrEnd = m.domEnd
 		if t, err = p.next(); err != nil {
 			return mailbox{}, false, err
 		}
@@ -390,26 +438,30 @@ func (p *addrParser) angleAddr() (mailbox, bool, error) {
 	if !isSpecial(t, ">") {
 		return mailbox{}, false, p.fail(t.start, "missing \">\" after the address")
 	}
+	m.elemEnd = t.end
 	return m, true, nil
 }
 
-func (p *addrParser) domain() (string, error) {
+// domain parses a domain and returns it with the offsets of its first and
+// past its last token.
+func (p *addrParser) domain() (dom string, start, end int, err error) {
 	t, err := p.next()
 	if err != nil {
-		return "", err
+		return "", 0, 0, err
 	}
 	if t.kind == tokLiteral {
-		return t.text, nil
+		return t.text, t.start, t.end, nil
 	}
 	if t.kind != tokAtom {
-		return "", p.fail(t.start, "missing domain after \"@\"")
+		return "", 0, 0, p.fail(t.start, "missing domain after \"@\"")
 	}
+	start, end = t.start, t.end
 	var b strings.Builder
 	b.WriteString(t.text)
 	for {
 		t, err := p.peek()
 		if err != nil {
-			return "", err
+			return "", 0, 0, err
 		}
 		if !isSpecial(t, ".") {
 			break
@@ -417,13 +469,14 @@ func (p *addrParser) domain() (string, error) {
 		p.next()
 		a, err := p.next()
 		if err != nil {
-			return "", err
+			return "", 0, 0, err
 		}
 		if a.kind != tokAtom {
-			return "", p.fail(a.start, "empty label in the domain")
+			return "", 0, 0, p.fail(a.start, "empty label in the domain")
 		}
 		b.WriteString(".")
 		b.WriteString(a.text)
+		end = a.end
 	}
-	return b.String(), nil
+	return b.String(), start, end, nil
 }

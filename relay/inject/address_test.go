@@ -107,6 +107,12 @@ func FuzzParseAddressList(f *testing.F) {
 			if m.local == "" {
 				t.Fatalf("%q: empty local part in %+v", s, m)
 			}
+			if !(0 <= m.start && m.start <= m.addrStart && m.addrStart <= m.end && m.end <= m.addrEnd && m.addrEnd <= m.elemEnd && m.elemEnd <= len(s)) {
+				t.Fatalf("%q: offsets out of order in %+v", s, m)
+			}
+			if m.domain != "" && (m.domStart < m.end || m.domEnd != m.addrEnd) {
+				t.Fatalf("%q: domain offsets in %+v", s, m)
+			}
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"sort"
 	"strings"
 
 	"github.com/emersion/go-message/textproto"
@@ -85,12 +86,16 @@ var errHeaderTooBig = errors.New("header too big")
 type spoolWriter struct {
 	w         *bufio.Writer
 	n         int64
+	max       int64 // 0: no limit
 	lineLen   int
 	eightBit  bool
 	longLines bool
 }
 
 func (s *spoolWriter) Write(p []byte) (int, error) {
+	if s.max > 0 && s.n+int64(len(p)) > s.max {
+		return 0, dataErr("the message is larger than %d bytes, the max_message_size limit (send a smaller message, or raise the limit)", s.max)
+	}
 	if !s.eightBit {
 		for _, c := range p {
 			if c >= 0x80 {
@@ -168,7 +173,30 @@ func (in *intake) header(lr *lineReader, w *spoolWriter) error {
 		if err != nil {
 			return err
 		}
-		if leading && isMboxFrom(piece) {
+		if in.opts.MboxLine && bytes.HasPrefix(piece, []byte("From ")) {
+			// qmail-inject's headerbody.c: any header line that begins
+			// "From " is kept as the field MBOX-Line.
+			leading = false
+			if int64(len(raw)+len(mboxField)+len(piece)) > limit {
+				return tooBig()
+			}
+			raw = append(raw, mboxField...)
+			raw = append(raw, piece...)
+			if !complete {
+				raw, err = lr.fullLine(raw, limit)
+				if errors.Is(err, errHeaderTooBig) {
+					return tooBig()
+				}
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if leading && !in.opts.MboxLine && isMboxFrom(piece) {
 			// Postfix skips leading mbox "From " lines (sendmail.c skip_from_).
 			for !complete {
 				if _, complete, err = lr.next(); err != nil && err != io.EOF {
@@ -236,6 +264,8 @@ func (in *intake) header(lr *lineReader, w *spoolWriter) error {
 	return nil
 }
 
+const mboxField = "MBOX-Line: "
+
 var dropFields = map[string]bool{"Bcc": true, "Resent-Bcc": true, "Return-Path": true, "Content-Length": true}
 
 var qualifyFields = map[string]bool{
@@ -243,9 +273,21 @@ var qualifyFields = map[string]bool{
 	"Resent-To": true, "Resent-Cc": true, "Resent-From": true, "Resent-Reply-To": true, "Resent-Sender": true,
 }
 
+// recipientFields are the fields a header recipient can come from; a
+// strict dialect still tolerates them when they do not parse.
+var recipientFields = map[string]bool{
+	"To": true, "Cc": true, "Bcc": true, "Apparently-To": true,
+	"Resent-To": true, "Resent-Cc": true, "Resent-Bcc": true,
+}
+
+// aliasFields are the fields where an alias replaces the address, so that
+// the reader sees what the smarthost got.
+var aliasFields = map[string]bool{"To": true, "Cc": true, "Resent-To": true, "Resent-Cc": true}
+
 // rewrite applies intake's header rules and returns the header bytes (LF,
 // without the blank line). textproto keys are canonical ("Message-Id").
 func (in *intake) rewrite(h *textproto.Header) ([]byte, error) {
+	o := in.opts
 	type field struct {
 		key string
 		raw []byte
@@ -268,17 +310,23 @@ func (in *intake) rewrite(h *textproto.Header) ([]byte, error) {
 		fields = append(fields, field{k, bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n"))})
 	}
 
-	if in.opts.Extract {
+	if in.useHeader() {
 		want := map[string]bool{"To": true, "Cc": true, "Bcc": true}
-		if resentRcpt {
+		if o.ApparentlyTo {
+			want["Apparently-To"] = true
+		}
+		if resentRcpt || (resent && o.ResentRecipientsOnly) {
 			want = map[string]bool{"Resent-To": true, "Resent-Cc": true, "Resent-Bcc": true}
 		}
 		for _, f := range fields {
 			if !want[f.key] {
 				continue
 			}
-			list, err := parseAddressList(strings.TrimSpace(fieldValue(f.raw)), false)
+			list, err := parseAddressList(strings.TrimSpace(fieldValue(f.raw)), o.SpaceIsComma)
 			if err != nil {
+				if o.TolerateBadRecipientFields {
+					continue
+				}
 				return nil, dataErr("cannot take recipients from the %s: header: %s (fix the header, or give the recipients as arguments without -t)", f.key, err)
 			}
 			for _, m := range list {
@@ -295,79 +343,201 @@ func (in *intake) rewrite(h *textproto.Header) ([]byte, error) {
 	}
 	var b bytes.Buffer
 	has := map[string]bool{}
+	var tocc []string // the To and Cc addresses, for Mail-Followup-To
 	for _, f := range fields {
-		if dropFields[f.key] {
+		if f.key == "Return-Path" && in.rewriteFields[f.key] {
+			if err := in.returnPath(f.raw); err != nil {
+				return nil, err
+			}
+		}
+		if dropFields[f.key] || (o.DeleteFrom && f.key == "From") || (o.DeleteMessageID && f.key == "Message-Id") {
 			continue
 		}
 		has[f.key] = true
-		if qualifyFields[f.key] {
-			f.raw = in.qualifyField(f.raw)
+		if in.rewriteFields[f.key] && !(o.FromRewrite == FromNever && (f.key == "From" || f.key == "Resent-From")) {
+			raw, addrs, err := in.rewriteField(f.key, f.raw)
+			if err != nil {
+				return nil, err
+			}
+			f.raw = raw
+			if f.key == "To" || f.key == "Cc" {
+				tocc = append(tocc, addrs...)
+			}
 		}
 		if f.key == prefix+"Message-Id" && in.messageID == "" {
 			in.messageID = strings.TrimSpace(strings.ReplaceAll(fieldValue(f.raw), "\n", ""))
 		}
 		b.Write(f.raw)
 	}
-	now := in.opts.Now()
+
+	var gen bytes.Buffer
+	now := o.Now()
 	if !has[prefix+"Date"] {
-		fmt.Fprintf(&b, "%sDate: %s\n", prefix, now.Format("Mon, 02 Jan 2006 15:04:05 -0700"))
+		date := now.Format("Mon, 02 Jan 2006 15:04:05 -0700")
+		if o.DateFormat != nil {
+			date = o.DateFormat(now)
+		}
+		fmt.Fprintf(&gen, "%sDate: %s\n", prefix, date)
 	}
 	if !has[prefix+"Message-Id"] {
-		host := in.opts.Hostname
-		if host == "" {
-			host = in.opts.Domain
-		}
-		in.messageID = newMessageID(now, host)
-		fmt.Fprintf(&b, "%sMessage-ID: %s\n", prefix, in.messageID)
+		in.messageID = in.newMessageID(now)
+		fmt.Fprintf(&gen, "%sMessage-ID: %s\n", prefix, in.messageID)
 	}
-	if !has[prefix+"From"] {
-		fmt.Fprintf(&b, "%sFrom: %s\n", prefix, in.fromValue())
+	if !has[prefix+"From"] && o.FromRewrite != FromNever {
+		fmt.Fprintf(&gen, "%sFrom: %s\n", prefix, in.fromValue())
 	}
+	if o.AddCcWhenNoRecipients && !has[prefix+"To"] && !has[prefix+"Cc"] {
+		fmt.Fprintf(&gen, "%sCc: recipient list not shown: ;\n", prefix)
+	}
+	if !resent && !has["Mail-Followup-To"] && mentionsList(tocc, o.MailFollowupTo) {
+		// qmail-inject's finishmft: every To and Cc address, one a line.
+		fmt.Fprintf(&gen, "Mail-Followup-To: %s\n", strings.Join(tocc, ",\n  "))
+	}
+	if o.GeneratedFirst {
+		return append(gen.Bytes(), b.Bytes()...), nil
+	}
+	b.Write(gen.Bytes())
 	return b.Bytes(), nil
 }
 
-// fieldValue returns what follows the colon of a raw field.
-func fieldValue(raw []byte) string {
-	i := bytes.IndexByte(raw, ':')
-	return string(raw[i+1:])
+// mentionsList reports whether addrs holds one of lists, without regard to
+// case.
+func mentionsList(addrs, lists []string) bool {
+	for _, a := range addrs {
+		for _, l := range lists {
+			if strings.EqualFold(a, l) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
-// qualifyField inserts "@domain" after each bare local name in an address
-// field, leaving every other byte alone. A field that does not parse is left
-// as it is: it is the caller's text, and rewriting a guess would be worse.
-func (in *intake) qualifyField(raw []byte) []byte {
-	colon := bytes.IndexByte(raw, ':') + 1
-	list, err := parseAddressList(string(raw[colon:]), false)
+// returnPath reads a Return-Path field: a strict dialect refuses one that
+// does not parse, and with ReturnPathSetsSender the first one sets the
+// envelope sender unless the caller chose one.
+func (in *intake) returnPath(raw []byte) error {
+	list, err := parseAddressList(fieldValue(raw), false)
 	if err != nil {
-		return raw
+		if in.opts.StrictFields {
+			return dataErr("cannot parse the Return-Path: field: %s (fix the field, or leave it out)", reason(err))
+		}
+		return nil
 	}
-	var out []byte
-	last := 0
+	if !in.opts.ReturnPathSetsSender || in.senderFixed || in.returnPathSeen {
+		return nil
+	}
+	in.returnPathSeen = true
+	sender := ""
+	if len(list) > 0 {
+		sender = in.rewriteAddr(list[0])
+		if err := checkEnvelopeAddress("Return-Path: sender", sender); err != nil {
+			return err
+		}
+	}
+	// As qmail-inject's setreturn: the VERP suffix goes on whatever the
+	// field says, even <>.
+	in.envSender = sender + in.opts.VERPSuffix
+	in.trace("sender %s (from Return-Path)", in.envSender)
+	return nil
+}
+
+// rewriteField rewrites the addresses of one address field in place:
+// qualification (or the dialect's Rewrite), aliases in To and Cc, and
+// rewrite_from always in From. It returns the field and the addresses it
+// now holds. A field that does not parse is kept as it is, unless the
+// dialect is strict: it is the caller's text, and rewriting a guess would
+// be worse.
+func (in *intake) rewriteField(key string, raw []byte) ([]byte, []string, error) {
+	colon := bytes.IndexByte(raw, ':') + 1
+	list, commas, err := parseAddresses(string(raw[colon:]), in.opts.SpaceIsComma)
+	if err != nil {
+		if in.opts.StrictFields && !recipientFields[key] {
+			return nil, nil, dataErr("cannot parse the %s: field: %s (fix the field, or leave it out)", key, reason(err))
+		}
+		return raw, nil, nil
+	}
+	masq := in.opts.FromRewrite == FromAlways && (key == "From" || key == "Resent-From")
+	alias := in.resolver != nil && aliasFields[key]
+	type edit struct {
+		start, end int
+		text       string
+	}
+	var edits []edit
+	var addrs []string
 	for _, m := range list {
-		if m.domain != "" {
+		addr := in.rewriteAddr(m)
+		targets := []string{addr}
+		switch {
+		case masq:
+			targets = []string{in.masquerade()}
+		case alias:
+			if t, _, err := in.resolver.Expand(addr); err == nil {
+				targets = t
+			}
+		}
+		addrs = append(addrs, targets...)
+		strip := m.route && in.opts.Rewrite != nil
+		if len(targets) > 1 {
+			// Several addresses cannot share one display name: the
+			// mailbox becomes the list.
+			edits = append(edits, edit{m.start, m.elemEnd, strings.Join(targets, ", ")})
 			continue
 		}
-		at := colon + m.end
-		out = append(out, raw[last:at]...)
-		out = append(out, '@')
-		out = append(out, in.opts.Domain...)
-		last = at
+		t := targets[0]
+		if t == m.addr() && !strip {
+			continue
+		}
+		if i := strings.LastIndexByte(t, '@'); i >= 0 && !strip && t[:i] == m.local {
+			// Only the domain changes: touch only the domain, so that
+			// comments and spacing inside the address survive.
+			if m.domain == "" {
+				edits = append(edits, edit{m.end, m.end, t[i:]})
+			} else {
+				edits = append(edits, edit{m.domStart, m.domEnd, t[i+1:]})
+			}
+			continue
+		}
+		edits = append(edits, edit{m.addrStart, m.addrEnd, t})
 	}
-	if out == nil {
-		return raw
+	for _, c := range commas {
+		edits = append(edits, edit{c, c, ","})
 	}
-	return append(out, raw[last:]...)
+	if len(edits) == 0 {
+		return raw, addrs, nil
+	}
+	// Stable: an "@domain" inserted at the end of a name goes before the
+	// comma inserted at the same place.
+	sort.SliceStable(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
+	value := raw[colon:]
+	out := append([]byte(nil), raw[:colon]...)
+	last := 0
+	for _, e := range edits {
+		out = append(out, value[last:e.start]...)
+		out = append(out, e.text...)
+		last = e.end
+	}
+	return append(out, value[last:]...), addrs, nil
 }
 
 // fromValue builds the From field for a message that has none: the display
 // name from -F or NAME, and the envelope sender (or, for the null sender, the
 // caller's own address).
 func (in *intake) fromValue() string {
-	addr := in.envSender
+	addr := in.opts.FromAddress
+	if addr == "" {
+		addr = in.envSender
+	}
 	if addr == "" {
 		addr = in.defaultAddr
 	}
+	if in.opts.FromRewrite == FromAlways {
+		addr = in.masquerade()
+	}
 	name := strings.TrimSpace(in.opts.FullName)
+	if in.opts.FromFormat != nil {
+		return in.opts.FromFormat(name, addr)
+	}
 	if name == "" {
 		return addr
 	}
@@ -426,4 +596,10 @@ func copyBody(lr *lineReader, w *spoolWriter, complete bool) error {
 		return err
 	}
 	return nil
+}
+
+// fieldValue returns what follows the colon of a raw field.
+func fieldValue(raw []byte) string {
+	i := bytes.IndexByte(raw, ':')
+	return string(raw[i+1:])
 }

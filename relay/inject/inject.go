@@ -12,9 +12,16 @@
 //     the header as Postfix does;
 //   - qualifies bare local names ("root") with the configured domain in
 //     To, Cc, From, Reply-To, Sender and their Resent- twins, by inserting
-//     "@domain" and touching no other byte.
+//     "@domain" and touching no other byte;
+//   - expands aliases (relay/aliases) in the envelope and in To and Cc, so
+//     that the smarthost and the reader see the same address.
 //
 // Every other field is written back exactly as it came in.
+//
+// The zero value of Options is sendmail's dialect. The other dialect,
+// qmail-inject(8), differs in what it does, not in how intake works, so it
+// is a set of options (MboxLine, ReturnPathSetsSender, GeneratedFirst, a
+// Rewrite hook, ...) that cmd/qmail-inject fills in; there is one intake.
 package inject
 
 import (
@@ -24,11 +31,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/textproto"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/relaymail/relaymail/relay"
+	"github.com/relaymail/relaymail/relay/aliases"
 )
 
 // DefaultMaxHeaderBytes bounds the header so that a hostile or broken caller
@@ -62,6 +71,9 @@ type Options struct {
 	Hostname string
 	// MaxHeaderBytes; 0 means DefaultMaxHeaderBytes.
 	MaxHeaderBytes int64
+	// MaxMessageBytes bounds the whole message as spooled; 0 means no
+	// limit.
+	MaxMessageBytes int64
 	// SpoolDir receives the spool file; "" means os.TempDir().
 	SpoolDir string
 	// SpoolFile, when set, receives the message instead of a temporary
@@ -71,6 +83,146 @@ type Options struct {
 	SpoolFile *os.File
 	// Now is the clock, for tests. nil means time.Now.
 	Now func() time.Time
+
+	// Dialect options. The zero value of each is sendmail's behaviour;
+	// cmd/qmail-inject sets them for qmail-inject(8).
+
+	// Strategy chooses between argument and header recipients
+	// (qmail-inject -a, -h, -A, -H).
+	Strategy Strategy
+	// ApparentlyTo adds Apparently-To to the header recipient fields.
+	ApparentlyTo bool
+	// ResentRecipientsOnly takes the header recipients of a resent message
+	// (one with any Resent- field) only from Resent-To, Resent-Cc and
+	// Resent-Bcc, even when it has none of them (qmail-inject). Without it
+	// those fields are used only when one is present (Postfix).
+	ResentRecipientsOnly bool
+	// TolerateBadRecipientFields leaves a header recipient field that does
+	// not parse as it is and takes no recipients from it (notqmail's
+	// rwmayfail); without it such a field is a data error.
+	TolerateBadRecipientFields bool
+	// AllowNoRecipients accepts a message without any recipient
+	// (qmail-inject -n prints such a message all the same).
+	AllowNoRecipients bool
+	// MboxLine turns every header line that begins "From " into the field
+	// "MBOX-Line: From ..." (qmail-inject's headerbody.c); without it only
+	// leading such lines are recognised, and dropped (Postfix).
+	MboxLine bool
+	// ReturnPathSetsSender: the first Return-Path field sets the envelope
+	// sender when SenderSet is false (qmail-header(5)).
+	ReturnPathSetsSender bool
+	// VERPSuffix is appended to an envelope sender that comes from
+	// Return-Path or from the default, not from SenderSet (qmail-inject's
+	// QMAILINJECT=r appends "-@[]").
+	VERPSuffix string
+	// DeleteFrom and DeleteMessageID drop the caller's From and
+	// Message-ID fields, so that new ones are generated (QMAILINJECT f
+	// and i).
+	DeleteFrom, DeleteMessageID bool
+	// AddCcWhenNoRecipients adds "Cc: recipient list not shown: ;" (or
+	// Resent-Cc to a resent message) when there is no To and no Cc.
+	AddCcWhenNoRecipients bool
+	// MailFollowupTo lists mailing list addresses (QMAILMFTFILE): when To
+	// or Cc names one of them, compared without regard to case, and the
+	// message has no Mail-Followup-To, one is added that lists every To
+	// and Cc address.
+	MailFollowupTo []string
+	// GeneratedFirst puts the generated fields before the caller's
+	// (qmail-inject) instead of after them (Postfix).
+	GeneratedFirst bool
+	// DateFormat renders the value of a generated Date field; nil is the
+	// RFC 5322 form in local time.
+	DateFormat func(time.Time) string
+	// MessageID renders a generated Message-ID, angle brackets included;
+	// nil is <time.random@Hostname>.
+	MessageID func(time.Time) string
+	// FromAddress is the address of a generated From field; "" is the
+	// envelope sender (or, for the null sender, the caller's own address).
+	FromAddress string
+	// FromFormat renders the value of a generated From field from the
+	// display name (maybe "") and the address; nil writes the name as a
+	// phrase before "<address>".
+	FromFormat func(name, addr string) string
+	// Rewrite, when set, replaces the qualification of bare names with
+	// Domain: it rewrites every address of the envelope and of the
+	// RewriteFields. Source routes are then also removed from the header.
+	Rewrite func(Address) string
+	// RewriteFields are the header fields whose addresses are rewritten;
+	// nil is To, Cc, From, Reply-To, Sender and their Resent- twins.
+	RewriteFields []string
+	// StrictFields makes a rewritten field that does not parse a data
+	// error, except the recipient fields (qmail-inject's "unable to parse
+	// this line"); without it such a field is kept as it is.
+	StrictFields bool
+	// SpaceIsComma reads "a b" as "a, b" in recipient arguments and
+	// address fields, and inserts the comma into the field (qmail-header(5)).
+	SpaceIsComma bool
+
+	// Local addresses, shared by both dialects.
+
+	// Aliases expands local recipients: in the envelope, and in the To and
+	// Cc fields (and their Resent- twins), where the address is replaced
+	// and the display name kept.
+	Aliases *aliases.Map
+	// LocalDomains are the domains whose addresses Aliases applies to,
+	// besides bare names: the configured domain and host name.
+	LocalDomains []string
+	// FromRewrite is the rewrite_from setting.
+	FromRewrite FromRewrite
+	// Masquerade is the address FromAlways puts into every From field and
+	// the envelope sender; "" is the default sender.
+	Masquerade string
+	// Trace, when set, is told about each rewrite of a sender or recipient
+	// address, one line each, for sendmail -bv.
+	Trace func(string)
+}
+
+// Strategy says where the recipients come from.
+type Strategy int
+
+const (
+	// StrategyDefault is sendmail's: the arguments, plus the header with
+	// Extract (-t).
+	StrategyDefault Strategy = iota
+	// StrategyArgs uses only the arguments (qmail-inject -a).
+	StrategyArgs
+	// StrategyHeader uses only the header (qmail-inject -h).
+	StrategyHeader
+	// StrategyArgsOrHeader uses the arguments, or the header when there
+	// are none (qmail-inject -A, its default).
+	StrategyArgsOrHeader
+	// StrategyBoth uses both (qmail-inject -H, sendmail -t).
+	StrategyBoth
+)
+
+// FromRewrite is what intake does to the From field.
+type FromRewrite int
+
+const (
+	// FromMissing fills in a missing From and qualifies a bare one (the
+	// default).
+	FromMissing FromRewrite = iota
+	// FromNever leaves From fields as the caller wrote them and adds none.
+	FromNever
+	// FromAlways puts Masquerade into every From field, keeping the display
+	// name, and makes it the envelope sender (the null sender stays).
+	FromAlways
+)
+
+// Address is one mailbox as intake's address scanner found it, for an
+// Options.Rewrite hook.
+type Address struct {
+	Local  string // as written: quotes kept, comments and folding removed
+	Domain string // "" for a bare local name; a literal keeps its brackets
+	Route  bool   // an obsolete source route (RFC 5322 §4.4) was removed
+}
+
+// String is the address as local@domain, or the bare local part.
+func (a Address) String() string {
+	if a.Domain == "" {
+		return a.Local
+	}
+	return a.Local + "@" + a.Domain
 }
 
 // Kind classifies intake errors; the front end maps each to its exit code.
@@ -137,18 +289,15 @@ func Intake(r io.Reader, opts Options) (*Submission, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	in := &intake{opts: opts}
+	in := newIntake(opts)
 
 	// Addresses from the command line are checked before stdin is read, so
 	// an injection attempt is refused without consuming the message.
-	sender, err := in.sender()
-	if err != nil {
+	if _, err := in.sender(); err != nil {
 		return nil, err
 	}
-	for _, arg := range opts.Recipients {
-		if err := in.addArgRecipient(arg); err != nil {
-			return nil, err
-		}
+	if err := in.argRecipients(); err != nil {
+		return nil, err
 	}
 
 	f := opts.SpoolFile
@@ -174,7 +323,7 @@ func Intake(r io.Reader, opts Options) (*Submission, error) {
 		return nil, err
 	}
 
-	w := &spoolWriter{w: bufio.NewWriterSize(f, bufSize)}
+	w := &spoolWriter{w: bufio.NewWriterSize(f, bufSize), max: opts.MaxMessageBytes}
 	lr := &lineReader{br: bufio.NewReaderSize(newNormalizer(r, bufSize), bufSize), dots: !opts.IgnoreDots}
 	if err := in.header(lr, w); err != nil {
 		return fail(err)
@@ -186,14 +335,17 @@ func Intake(r io.Reader, opts Options) (*Submission, error) {
 		return fail(&Error{Kind: KindSpool, Msg: "cannot write the spool file", Err: err})
 	}
 
-	if len(in.rcpts) == 0 {
+	if len(in.rcpts) == 0 && !opts.AllowNoRecipients {
 		msg := "recipient addresses must be specified on the command line or via the -t option"
-		if opts.Extract {
+		switch {
+		case opts.Extract:
 			msg = "no recipient addresses found in message header"
+		case opts.Strategy != StrategyDefault:
+			msg = "no recipients: none given as arguments and none taken from the header (give them as arguments, or in To, Cc or Bcc)"
 		}
 		return fail(&Error{Kind: KindUsage, Msg: msg})
 	}
-	sub.Envelope = in.envelope(sender)
+	sub.Envelope = in.envelope(in.finishSender())
 	sub.Message = relay.Message{Data: f, Size: w.n, EightBit: w.eightBit, LongLines: w.longLines}
 	sub.MessageID = in.messageID
 	return sub, nil
@@ -203,17 +355,14 @@ func Intake(r io.Reader, opts Options) (*Submission, error) {
 // Intake would, without reading a message: sendmail -bv shows the rewritten
 // addresses with it. Header recipients (-t) need a message and are ignored.
 func Envelope(opts Options) (relay.Envelope, error) {
-	in := &intake{opts: opts}
-	sender, err := in.sender()
-	if err != nil {
+	in := newIntake(opts)
+	if _, err := in.sender(); err != nil {
 		return relay.Envelope{}, err
 	}
-	for _, arg := range opts.Recipients {
-		if err := in.addArgRecipient(arg); err != nil {
-			return relay.Envelope{}, err
-		}
+	if err := in.argRecipients(); err != nil {
+		return relay.Envelope{}, err
 	}
-	return in.envelope(sender), nil
+	return in.envelope(in.finishSender()), nil
 }
 
 // envelope assembles the result; a non-ASCII address needs SMTPUTF8 on the
@@ -236,7 +385,108 @@ type intake struct {
 	// envSender is the envelope sender ("" for <>); defaultAddr is the
 	// caller's own address, for a From field when the sender is <>.
 	envSender, defaultAddr string
-	bodyComplete           bool
+	// senderFixed: the sender came from SenderSet, so Return-Path cannot
+	// change it.
+	senderFixed, returnPathSeen bool
+	bodyComplete                bool
+	rewriteFields               map[string]bool
+	resolver                    *aliases.Resolver
+}
+
+func newIntake(opts Options) *intake {
+	in := &intake{opts: opts, rewriteFields: qualifyFields}
+	if opts.RewriteFields != nil {
+		in.rewriteFields = map[string]bool{}
+		for _, k := range opts.RewriteFields {
+			in.rewriteFields[textproto.CanonicalMIMEHeaderKey(k)] = true
+		}
+	}
+	if opts.Aliases != nil && opts.Aliases.Len() > 0 {
+		in.resolver = &aliases.Resolver{Map: opts.Aliases, Local: in.localName, Qualify: in.qualifyTarget}
+	}
+	return in
+}
+
+// localName is the alias key of addr when addr is one of ours: a bare name,
+// or a name at one of LocalDomains.
+func (in *intake) localName(addr string) (string, bool) {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return addr, true
+	}
+	dom := addr[i+1:]
+	for _, d := range in.opts.LocalDomains {
+		if d != "" && strings.EqualFold(d, dom) {
+			return addr[:i], true
+		}
+	}
+	return "", false
+}
+
+// qualifyTarget turns an alias target into a full address, as any other
+// address is rewritten.
+func (in *intake) qualifyTarget(target string) (string, error) {
+	list, err := parseAddressList(target, false)
+	if err != nil {
+		return "", fmt.Errorf("%q is not an address: %s", target, reason(err))
+	}
+	if len(list) != 1 {
+		return "", fmt.Errorf("%q is not one address", target)
+	}
+	return in.rewriteAddr(list[0]), nil
+}
+
+func (in *intake) trace(format string, a ...any) {
+	if in.opts.Trace != nil {
+		in.opts.Trace(fmt.Sprintf(format, a...))
+	}
+}
+
+// useArgs and useHeader apply the recipient strategy.
+func (in *intake) useArgs() bool { return in.opts.Strategy != StrategyHeader }
+
+func (in *intake) useHeader() bool {
+	switch in.opts.Strategy {
+	case StrategyHeader, StrategyBoth:
+		return true
+	case StrategyArgsOrHeader:
+		return len(in.opts.Recipients) == 0
+	}
+	return in.opts.Extract
+}
+
+func (in *intake) argRecipients() error {
+	if !in.useArgs() {
+		return nil
+	}
+	for _, arg := range in.opts.Recipients {
+		if err := in.addArgRecipient(arg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// masquerade is the address rewrite_from always puts everywhere.
+func (in *intake) masquerade() string {
+	if in.opts.Masquerade != "" {
+		if a, err := in.qualifyTarget(in.opts.Masquerade); err == nil {
+			return a
+		}
+	}
+	return in.defaultAddr
+}
+
+// finishSender applies rewrite_from always to the sender found so far and
+// returns it.
+func (in *intake) finishSender() string {
+	if in.opts.FromRewrite == FromAlways && in.envSender != "" {
+		if m := in.masquerade(); m != "" && m != in.envSender {
+			in.trace("sender %s -> %s (rewrite_from always)", in.envSender, m)
+			in.envSender = m
+		}
+	}
+	return in.envSender
 }
 
 // sender works out the envelope sender: -f, else the configured from,
@@ -250,9 +500,13 @@ func (in *intake) sender() (string, error) {
 	def, defErr := in.oneAddress(what, raw)
 	in.defaultAddr = def
 	if !o.SenderSet {
+		if defErr == nil && o.VERPSuffix != "" {
+			def += o.VERPSuffix
+		}
 		in.envSender = def
 		return def, defErr
 	}
+	in.senderFixed = true
 	if t := strings.TrimSpace(o.Sender); t == "" || t == "<>" {
 		// The From field of a message with the null sender needs the
 		// caller's own address, so here the fallback must be good.
@@ -262,6 +516,9 @@ func (in *intake) sender() (string, error) {
 	s, err := in.oneAddress("sender", o.Sender)
 	if err != nil {
 		return "", err
+	}
+	if s != strings.TrimSpace(o.Sender) {
+		in.trace("sender %s -> %s", strings.TrimSpace(o.Sender), s)
 	}
 	if defErr != nil {
 		// A valid -f does not depend on the fallback.
@@ -282,7 +539,7 @@ func (in *intake) oneAddress(what, raw string) (string, error) {
 	if len(list) != 1 {
 		return "", dataErr("%s %q must be exactly one address (write e.g. -f user@example.com)", what, raw)
 	}
-	addr := in.qualify(list[0])
+	addr := in.rewriteAddr(list[0])
 	if err := checkEnvelopeAddress(what, addr); err != nil {
 		return "", err
 	}
@@ -297,11 +554,28 @@ func reason(err error) string {
 	return err.Error()
 }
 
-func (in *intake) qualify(m mailbox) string {
+// rewriteAddr is the address m stands for: the dialect's Rewrite hook, or
+// sendmail's qualification of a bare name with the domain.
+func (in *intake) rewriteAddr(m mailbox) string {
+	if in.opts.Rewrite != nil {
+		return in.opts.Rewrite(Address{Local: m.local, Domain: m.domain, Route: m.route})
+	}
 	if m.domain == "" {
 		return m.local + "@" + in.opts.Domain
 	}
 	return m.addr()
+}
+
+// expand applies the aliases to addr; without aliases it stands for itself.
+func (in *intake) expand(addr string) ([]string, []aliases.Step, error) {
+	if in.resolver == nil {
+		return []string{addr}, nil, nil
+	}
+	list, steps, err := in.resolver.Expand(addr)
+	if err != nil {
+		return nil, nil, dataErr("%v (fix %s)", err, in.opts.Aliases.File())
+	}
+	return list, steps, nil
 }
 
 // checkRaw refuses control characters anywhere in a raw argument, before any
@@ -369,7 +643,7 @@ func (in *intake) addArgRecipient(arg string) error {
 	if err := checkRaw("recipient", arg); err != nil {
 		return err
 	}
-	list, err := parseAddressList(arg, false)
+	list, err := parseAddressList(arg, in.opts.SpaceIsComma)
 	if err != nil {
 		return dataErr("recipient %q is not a valid address list: %s (write e.g. user@example.com, or several separated by commas)", arg, reason(err))
 	}
@@ -382,20 +656,48 @@ func (in *intake) addArgRecipient(arg string) error {
 }
 
 func (in *intake) addRecipient(what string, m mailbox) error {
-	addr := in.qualify(m)
-	if err := checkEnvelopeAddress(what, addr); err != nil {
+	addr := in.rewriteAddr(m)
+	list, steps, err := in.expand(addr)
+	if err != nil {
 		return err
 	}
-	key := dedupKey(addr)
-	if in.seen == nil {
-		in.seen = map[string]bool{}
+	if in.opts.Trace != nil {
+		in.traceRecipient(m.addr(), addr, list, steps)
 	}
-	if in.seen[key] {
-		return nil
+	for _, a := range list {
+		if err := checkEnvelopeAddress(what, a); err != nil {
+			return err
+		}
+		key := dedupKey(a)
+		if in.seen == nil {
+			in.seen = map[string]bool{}
+		}
+		if in.seen[key] {
+			continue
+		}
+		in.seen[key] = true
+		in.rcpts = append(in.rcpts, a)
 	}
-	in.seen[key] = true
-	in.rcpts = append(in.rcpts, addr)
 	return nil
+}
+
+// traceRecipient says how the recipient written as raw became list.
+func (in *intake) traceRecipient(raw, addr string, list []string, steps []aliases.Step) {
+	if len(steps) == 0 {
+		if addr != raw {
+			in.trace("%s -> %s (qualified)", raw, addr)
+		}
+		return
+	}
+	lines := make([]string, len(steps))
+	for i, s := range steps {
+		lines[i] = fmt.Sprint(s.Line)
+	}
+	word := "line"
+	if len(lines) > 1 {
+		word = "lines"
+	}
+	in.trace("%s -> %s (alias, %s %s %s)", raw, strings.Join(list, ", "), in.opts.Aliases.File(), word, strings.Join(lines, ", "))
 }
 
 // dedupKey compares local parts exactly (they may be case-sensitive, RFC
@@ -405,6 +707,18 @@ func dedupKey(addr string) string {
 		return addr[:i] + "@" + strings.ToLower(addr[i+1:])
 	}
 	return addr
+}
+
+// newMessageID is the generated Message-ID, brackets included.
+func (in *intake) newMessageID(now time.Time) string {
+	if in.opts.MessageID != nil {
+		return in.opts.MessageID(now)
+	}
+	host := in.opts.Hostname
+	if host == "" {
+		host = in.opts.Domain
+	}
+	return newMessageID(now, host)
 }
 
 func newMessageID(now time.Time, host string) string {

@@ -227,6 +227,7 @@ func TestIntakeErrors(t *testing.T) {
 		{name: "bad -t header", in: "To: Joe User joe@x\n\nb\n", opt: func(o *Options) { o.Extract = true }, kind: KindData, msg: "To: header"},
 		{name: "huge header", in: "Subject: " + strings.Repeat("x", 2<<20) + "\n\nb\n", opt: func(o *Options) { o.Recipients = []string{"a@x"} }, kind: KindData, msg: "larger than 1048576 bytes"},
 		{name: "many header lines", in: strings.Repeat("X-A: "+strings.Repeat("y", 1000)+"\n", 1100) + "\nb\n", opt: func(o *Options) { o.Recipients = []string{"a@x"} }, kind: KindData, msg: "larger than"},
+		{name: "message too large", in: "Subject: s\n\n" + strings.Repeat("x", 5000) + "\n", opt: func(o *Options) { o.Recipients = []string{"a@x"}; o.MaxMessageBytes = 4096 }, kind: KindData, msg: "larger than 4096 bytes"},
 		{name: "control char in header rcpt", in: "To: a\x01b@x\n\nb\n", opt: func(o *Options) { o.Extract = true }, kind: KindData, msg: "control character"},
 	}
 	for _, c := range cases {
