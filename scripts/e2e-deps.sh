@@ -39,7 +39,7 @@ postfix_libs_ok() {
 
 # The quick path, which needs no privileges: everything is there.
 all_present() {
-	installed dovecot-core && installed dovecot-lmtpd &&
+	installed dovecot-core && installed dovecot-lmtpd && installed php-cli && installed php-symfony-mailer &&
 		[ -x "$PFROOT/usr/lib/postfix/sbin/master" ] && [ -f "$CACHE/postfix/version" ] && postfix_libs_ok &&
 		getent passwd relaymail-test >/dev/null && getent passwd postfix >/dev/null &&
 		getent group postdrop >/dev/null
@@ -73,6 +73,16 @@ getent group postdrop >/dev/null || groupadd --system postdrop
 getent passwd postfix >/dev/null ||
 	useradd --system --gid postfix --no-create-home --home-dir /var/spool/postfix \
 		--shell /usr/sbin/nologin postfix
+
+# --- PHP and Symfony Mailer (the -bs real-caller test) -----------------------
+php_pkgs="php-cli php-symfony-mailer"
+missing=""
+for p in $php_pkgs; do installed "$p" || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+	echo "e2e-deps: installing$missing"
+	apt_update
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
 
 # --- Dovecot ----------------------------------------------------------------
 dovecot_pkgs="dovecot-core dovecot-lmtpd"

@@ -179,3 +179,22 @@ func unavailable(tb testing.TB, format string, args ...any) {
 	}
 	tb.Skip(msg)
 }
+
+// SymfonyMailerAutoload is where Debian's php-symfony-mailer package puts
+// the library's autoloader.
+const SymfonyMailerAutoload = "/usr/share/php/Symfony/Component/Mailer/autoload.php"
+
+// NeedPHP makes sure php-cli and Debian's Symfony Mailer are installed, for
+// the tests that drive sendmail the way a PHP application does.
+func NeedPHP(tb testing.TB) {
+	tb.Helper()
+	need(tb, "PHP with Symfony Mailer", func() error {
+		if _, err := exec.LookPath("php"); err != nil {
+			return errors.New("php is not installed (Debian package php-cli)")
+		}
+		if _, err := os.Stat(SymfonyMailerAutoload); err != nil {
+			return errors.New("Symfony Mailer is not installed (Debian package php-symfony-mailer)")
+		}
+		return nil
+	})
+}
