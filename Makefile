@@ -14,13 +14,14 @@ APT_PACKAGES := mandoc
 
 export CGO_ENABLED ?= 0
 
-.PHONY: all build demo check deps vet staticcheck test fuzz-short fuzz manlint fmt clean
+.PHONY: all build demo check deps vet staticcheck test fuzz-short fuzz manlint fmt clean crash-long bench
 
 all: build
 
 build:
 	mkdir -p $(BIN)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/sendmail ./cmd/sendmail
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/qmail-inject ./cmd/qmail-inject
 	$(GO) build -trimpath -o $(BIN)/qmtp-sink ./internal/cmd/qmtp-sink
 
 # Quick start: build, start a local QMTP sink, send a sample message through
@@ -59,6 +60,19 @@ fuzz-short:
 
 fuzz:
 	@./scripts/fuzz.sh $(FUZZLONG)
+
+# The queue's crash test (e2e/crash_test.go) with many more SIGKILLs than the
+# 300 submissions per variant that `make check` runs.
+CRASH_ITERATIONS ?= 5000
+crash-long:
+	RELAYMAIL_CRASH_ITERATIONS=$(CRASH_ITERATIONS) $(GO) test -count=1 -v -run '^TestCrash$$' -timeout 60m ./e2e/
+
+# Benchmarks (bench/README.md): a queue flush of 1,000 messages into
+# smtp-sink, Dovecot LMTP and bin/qmtp-sink, against one sendmail process per
+# message. Not part of `check`; writes bench/results/queue-flush.md.
+bench: build
+	@./scripts/e2e-deps.sh
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./bench/
 
 manlint: deps
 	mandoc -T lint -W warning man/*.[0-9]

@@ -208,6 +208,7 @@ func TestRefusals(t *testing.T) {
 		{name: "no smarthost, no queue", env: []string{"RELAYMAIL_SMARTHOST", "RELAYMAIL_QUEUE=off"}, args: []string{"a@example.org"}, exit: 78, stderr: "no smarthost is configured, the queue is off, so the message cannot be sent"},
 		{name: "-q without smarthost", env: []string{"RELAYMAIL_SMARTHOST"}, args: []string{"-q"}, exit: 78, stderr: "the queue cannot be delivered"},
 		{name: "-qS", args: []string{"-qSalice"}, exit: 64, stderr: "-qS (select by sender) is not supported"},
+		{name: "-qI unknown", args: []string{"-qInosuch"}, exit: 64, stderr: "no queued message has the ID \"nosuch\""},
 		{name: "-q bad interval", args: []string{"-q5x"}, exit: 64, stderr: "is not an interval"},
 		{name: "-q with the queue off", env: []string{"RELAYMAIL_QUEUE=off"}, args: []string{"-q"}, exit: 64, stderr: "the queue is off"},
 		{name: "bad config key", env: []string{"RELAYMAIL_CONFIG=" + badConf}, args: []string{"a@example.org"}, exit: 78, stderr: badConf + `:2: unknown key "smarhost" (did you mean "smarthost"?)`},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -146,6 +147,10 @@ func (s *sendmail) runQueue(req *request, cfg *config.Config) int {
 	if run.interval == 0 {
 		st, err := q.Run(ctx, run.opts)
 		s.logRun(st)
+		if errors.Is(err, queue.ErrBadID) {
+			s.errorf("%v", err)
+			return exUsage
+		}
 		if err != nil && ctx.Err() == nil {
 			s.errorf("queue run: %v", err)
 			return exTempFail
