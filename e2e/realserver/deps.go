@@ -193,7 +193,7 @@ func NeedPHP(tb testing.TB) {
 			return errors.New("php is not installed (Debian package php-cli)")
 		}
 		if _, err := os.Stat(SymfonyMailerAutoload); err != nil {
-			return errors.New("Symfony Mailer is not installed (Debian package php-symfony-mailer)")
+			return errors.New("the Symfony Mailer library is not installed (Debian package php-symfony-mailer)")
 		}
 		return nil
 	})
