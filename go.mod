@@ -1,6 +1,6 @@
 module github.com/relaymail/relaymail
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/emersion/go-message v0.18.2
@@ -8,3 +8,5 @@ require (
 	github.com/emersion/go-smtp v0.25.1
 	github.com/pborman/getopt/v2 v2.1.0
 )
+
+require golang.org/x/sys v0.49.0

@@ -90,18 +90,7 @@ func BenchmarkQueueFlush(b *testing.B) {
 	}
 	rcpt := realserver.Address(realserver.User1)
 
-	// The queue, made once and copied for each smarthost. -odq never
-	// connects, so the smarthost named here is never used.
-	template := filepath.Join(work, "template")
-	queueEnv := append(env[:len(env):len(env)], "RELAYMAIL_QUEUE_DIR="+template, "RELAYMAIL_SMARTHOST=qmtp://127.0.0.1:9")
-	if err := parallel(flushMessages, 2*runtime.NumCPU(), func(i int) error {
-		return runSendmail(sendmail, queueEnv, []string{"-i", "-odq", rcpt}, message(i))
-	}); err != nil {
-		b.Fatal(err)
-	}
-	if n, err := queued(sendmail, queueEnv); err != nil || n != flushMessages {
-		b.Fatalf("the template queue has %d messages (%v), want %d", n, err, flushMessages)
-	}
+	template := makeTemplate(b, sendmail, env, filepath.Join(work, "template"), rcpt, flushMessages)
 
 	hosts := []smarthost{
 		{"smtp-sink (Postfix)", func(b *testing.B) (string, func() int) {
@@ -150,47 +139,28 @@ func BenchmarkQueueFlush(b *testing.B) {
 	}
 }
 
+// makeTemplate queues n messages to rcpt in dir with -odq, as when the
+// smarthost is down: the queue every flush starts from, copied. -odq never
+// connects, so the smarthost named here is never used.
+func makeTemplate(b *testing.B, sendmail string, env []string, dir, rcpt string, n int) string {
+	queueEnv := append(env[:len(env):len(env)], "RELAYMAIL_QUEUE_DIR="+dir, "RELAYMAIL_SMARTHOST=qmtp://127.0.0.1:9")
+	if err := parallel(n, 2*runtime.NumCPU(), func(i int) error {
+		return runSendmail(sendmail, queueEnv, []string{"-i", "-odq", rcpt}, message(i))
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if got, err := queued(sendmail, queueEnv); err != nil || got != n {
+		b.Fatalf("the template queue has %d messages (%v), want %d", got, err, n)
+	}
+	return dir
+}
+
 // measure runs both ways of sending against one smarthost.
 func measure(b *testing.B, h smarthost, sendmail string, env []string, template, rcpt string) measurement {
 	m := measurement{name: h.name}
 	url, received := h.start(b)
 	env = append(env[:len(env):len(env)], "RELAYMAIL_SMARTHOST="+url)
-
-	// 1. One queue run, flushRuns times over, each from a fresh copy of
-	// the queue.
-	stats := regexp.MustCompile(`queue run: (\d+) messages, (\d+) recipients delivered, (\d+) deferred, (\d+) failed, (\d+) connections`)
-	for range flushRuns {
-		spool := filepath.Join(b.TempDir(), "spool")
-		if err := copyDir(template, spool); err != nil {
-			b.Fatal(err)
-		}
-		qenv := append(env[:len(env):len(env)], "RELAYMAIL_QUEUE_DIR="+spool)
-		before := received()
-		start := time.Now()
-		cmd := exec.Command(sendmail, "-v", "-q")
-		cmd.Env = qenv
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		took := time.Since(start)
-		if err != nil {
-			b.Fatalf("sendmail -v -q: %v: %s", err, stderr.String())
-		}
-		st := stats.FindStringSubmatch(stderr.String())
-		if st == nil || st[2] != strconv.Itoa(flushMessages) {
-			b.Fatalf("the queue run did not deliver %d messages: %s", flushMessages, stderr.String())
-		}
-		conns, _ := strconv.Atoi(st[5])
-		m.flushConns = max(m.flushConns, conns)
-		m.flushes = append(m.flushes, took)
-		if n, err := queued(sendmail, qenv); err != nil || n != 0 {
-			b.Fatalf("%d messages still queued after the run (%v)", n, err)
-		}
-		if got := waitCount(received, before+flushMessages); got != before+flushMessages {
-			b.Fatalf("%s received %d messages from the queue run, want %d", h.name, got-before, flushMessages)
-		}
-	}
-	slices.Sort(m.flushes)
+	m.flushes, m.flushConns = measureFlush(b, h.name, sendmail, env, template, received, flushMessages, flushRuns)
 	m.flush = m.flushes[len(m.flushes)/2]
 
 	// 2. One sendmail process per message, one after the other, as a web
@@ -210,6 +180,47 @@ func measure(b *testing.B, h smarthost, sendmail string, env []string, template,
 	b.ReportMetric(m.flush.Seconds(), "s/flush")
 	b.ReportMetric(m.perProc.Seconds(), "s/1000-processes")
 	return m
+}
+
+// measureFlush runs one queue run ("sendmail -v -q", env naming the
+// smarthost) runs times over, each from a fresh copy of template (n
+// messages), and checks that all were delivered. It returns the times,
+// sorted, and the most connections a run used.
+func measureFlush(b *testing.B, name, sendmail string, env []string, template string, received func() int, n, runs int) (flushes []time.Duration, conns int) {
+	stats := regexp.MustCompile(`queue run: (\d+) messages, (\d+) recipients delivered, (\d+) deferred, (\d+) failed, (\d+) connections`)
+	for range runs {
+		spool := filepath.Join(b.TempDir(), "spool")
+		if err := copyDir(template, spool); err != nil {
+			b.Fatal(err)
+		}
+		qenv := append(env[:len(env):len(env)], "RELAYMAIL_QUEUE_DIR="+spool)
+		before := received()
+		start := time.Now()
+		cmd := exec.Command(sendmail, "-v", "-q")
+		cmd.Env = qenv
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		took := time.Since(start)
+		if err != nil {
+			b.Fatalf("sendmail -v -q: %v: %s", err, stderr.String())
+		}
+		st := stats.FindStringSubmatch(stderr.String())
+		if st == nil || st[2] != strconv.Itoa(n) {
+			b.Fatalf("the queue run did not deliver %d messages: %s", n, stderr.String())
+		}
+		c, _ := strconv.Atoi(st[5])
+		conns = max(conns, c)
+		flushes = append(flushes, took)
+		if left, err := queued(sendmail, qenv); err != nil || left != 0 {
+			b.Fatalf("%d messages still queued after the run (%v)", left, err)
+		}
+		if got := waitCount(received, before+n); got != before+n {
+			b.Fatalf("%s received %d messages from the queue run, want %d", name, got-before, n)
+		}
+	}
+	slices.Sort(flushes)
+	return flushes, conns
 }
 
 // message is message i: a complete header and about 1.6 kB of text.

@@ -78,6 +78,10 @@ type Config struct {
 	MaxMessageSize int64
 	// Password is the SMTP AUTH secret; never print it.
 	Password string
+	// OAuth2TokenFile holds the OAuth2 bearer token for auth=xoauth2; it is
+	// read again for every connection, so that a token refresher can
+	// replace it while relaymail runs.
+	OAuth2TokenFile string
 	// TLS material for the smarthost connections; "" for none.
 	TLSCAFile, TLSCertFile, TLSKeyFile string
 	TLSFingerprint                     string // lower-case hex SHA-256, no colons
@@ -90,6 +94,10 @@ type Config struct {
 	FlushAfterSend     bool
 	Log                string // "syslog" | "stderr" | "none"
 	Path               string // the file that was read, "" if none
+	// Warnings are problems that do not stop the run, such as a secret
+	// that every user can read; the program reports each once, on stderr
+	// and in the log.
+	Warnings []string
 }
 
 // Options says where Load looks. The zero value is right for an ordinary run.
@@ -97,23 +105,30 @@ type Options struct {
 	// Path is the file named by -C. "" means RELAYMAIL_CONFIG, else
 	// DefaultPath.
 	Path string
+	// DefaultPath replaces the package's DefaultPath: the file read when
+	// none is named, and the only one a privileged run reads. Programs set
+	// it from a value fixed when they are built, never at run time.
+	DefaultPath string
 	// Getenv looks up environment variables; nil means os.LookupEnv.
 	Getenv func(string) (string, bool)
 	// IgnoreEnv is for a privileged (setgid) run: the caller's environment
 	// and -C are under an untrusted user's control, so only DefaultPath
-	// and the files it names are used.
+	// (or the DefaultPath option) and the files it names are used.
 	IgnoreEnv bool
 
 	// Test hooks. "" or nil selects the real thing.
-	MailnamePath string                       // /etc/mailname
-	HostsPath    string                       // /etc/hosts
-	Hostname     func() (string, error)       // os.Hostname
-	ReadFile     func(string) ([]byte, error) // reads every file Load reads
+	MailnamePath string                            // /etc/mailname
+	HostsPath    string                            // /etc/hosts
+	Hostname     func() (string, error)            // os.Hostname
+	ReadFile     func(string) ([]byte, error)      // reads every file Load reads
+	Stat         func(string) (fs.FileInfo, error) // os.Stat, for the warnings about modes
 }
 
 type loader struct {
 	getenv       func(string) (string, bool)
 	readFile     func(string) ([]byte, error)
+	stat         func(string) (fs.FileInfo, error)
+	defaultPath  string
 	hostname     func() (string, error)
 	mailnamePath string
 	hostsPath    string
@@ -140,6 +155,8 @@ func Load(opts Options) (*Config, error) {
 	l := &loader{
 		getenv:       opts.Getenv,
 		readFile:     opts.ReadFile,
+		stat:         opts.Stat,
+		defaultPath:  opts.DefaultPath,
 		hostname:     opts.Hostname,
 		mailnamePath: opts.MailnamePath,
 		hostsPath:    opts.HostsPath,
@@ -150,6 +167,12 @@ func Load(opts Options) (*Config, error) {
 	}
 	if l.readFile == nil {
 		l.readFile = readFileLimited
+	}
+	if l.stat == nil {
+		l.stat = os.Stat
+	}
+	if l.defaultPath == "" {
+		l.defaultPath = DefaultPath
 	}
 	if l.hostname == nil {
 		l.hostname = os.Hostname
@@ -180,7 +203,7 @@ func (l *loader) load(explicit string) (*Config, error) {
 		if p, ok := l.env(envConfig); ok {
 			path, namedBy = p, envConfig
 		} else {
-			path, namedBy = DefaultPath, ""
+			path, namedBy = l.defaultPath, ""
 		}
 	}
 	c := &Config{}
@@ -191,6 +214,9 @@ func (l *loader) load(explicit string) (*Config, error) {
 		c.Path = path
 		if sources, err = parse(path, data); err != nil {
 			return nil, err
+		}
+		if s := sources["password"]; s != nil && !s.path {
+			l.warnReadable(c, path, "holds the password")
 		}
 	case namedBy == "" && errors.Is(err, fs.ErrNotExist):
 		// No file is a valid setup: defaults plus the environment.
@@ -246,14 +272,44 @@ func (l *loader) load(explicit string) (*Config, error) {
 			c.Domain = d
 		}
 	}
+	if c.OAuth2TokenFile != "" {
+		if c.Password != "" {
+			s := sources["oauth2_token_file"]
+			e := &Error{File: s.file, Key: s.name, Msg: "both password and oauth2_token_file are set",
+				Hint: "set password for a password, or oauth2_token_file for an OAuth2 token, not both"}
+			if s.lines != nil {
+				e.Line = s.lines[0]
+			}
+			if s.file != Environment {
+				e.Msg = s.name + ": " + e.Msg
+			}
+			return nil, e
+		}
+		l.warnReadable(c, c.OAuth2TokenFile, "holds the OAuth2 token")
+	}
+	if c.TLSKeyFile != "" {
+		l.warnReadable(c, c.TLSKeyFile, "holds the TLS private key")
+	}
 	return c, nil
+}
+
+// warnReadable adds a warning when every user may read path, which holds a
+// secret (what says which). The file is fine for relaymail either way: the
+// warning is for the administrator, once per run.
+func (l *loader) warnReadable(c *Config, path, what string) {
+	fi, err := l.stat(path)
+	if err != nil || fi.Mode().Perm()&0o004 == 0 {
+		return
+	}
+	c.Warnings = append(c.Warnings, fmt.Sprintf("%s %s and every user can read it (mode %04o; make it 0640 root:relaymail, or 0600 for a single user)",
+		showPath(path), what, fi.Mode().Perm()))
 }
 
 // derived returns the host's FQDN as the default of key, or an error telling
 // the user to set key, since there is nothing else they can do about a host
 // name the system gives.
 func (l *loader) derived(key string) (string, error) {
-	where := DefaultPath
+	where := l.defaultPath
 	if !l.ignoreEnv {
 		where += " or " + envPrefix + strings.ToUpper(key)
 	}
@@ -468,6 +524,9 @@ func (l *loader) apply(c *Config, s *source) error {
 		e.Msg += fmt.Sprintf("cannot read %s: %s", shown, reason(err))
 		e.Hint = readHint(err, "")
 		return e
+	}
+	if d.Secret {
+		l.warnReadable(c, path, "holds the "+d.Name)
 	}
 	content := strings.TrimPrefix(string(data), "\uFEFF")
 	if !d.List {

@@ -103,6 +103,11 @@ var schema = []keyDef{
 		},
 	},
 	{
+		Key: Key{Name: "oauth2_token_file", Kind: "path",
+			Doc: "a file holding an OAuth2 bearer token for the user named in the smarthost URL, read again for every connection so that a token refresher may replace it at any time; it implies auth=xoauth2, and excludes password"},
+		set: func(c *Config, v string) error { return setPath(&c.OAuth2TokenFile, v) },
+	},
+	{
 		Key: Key{Name: "tls_ca_file", Kind: "path",
 			Doc: "PEM file of the certificate authorities that may sign the smarthost's certificate, instead of the system roots"},
 		set: func(c *Config, v string) error { return setPath(&c.TLSCAFile, v) },

@@ -13,6 +13,12 @@
 #   - The users and groups: relaymail-test (the unprivileged mail user of the
 #     test instances), postfix and postdrop (Postfix's mail_owner and
 #     setgid_group).
+#   - The real callers of the installed package (e2e/callers): php-cli, cron,
+#     mailutils and sudo from Debian, installed without starting a system
+#     cron; bsd-mailx extracted like Postfix, because its package depends on
+#     an MTA: installed before relaymail, apt would bring exim4 along, and
+#     installed after it, it would keep `dpkg -r relaymail` (which the suite
+#     tests) from removing it.
 set -euo pipefail
 
 CACHE=${RELAYMAIL_E2E_CACHE:-/var/cache/relaymail-e2e}
@@ -37,9 +43,15 @@ postfix_libs_ok() {
 	! grep -q 'not found' <<<"$out"
 }
 
+MAILXROOT=$CACHE/bsd-mailx/root
+bsd_mailx_ok() {
+	[ -x "$MAILXROOT/usr/bin/bsd-mailx" ] && ! ldd "$MAILXROOT/usr/bin/bsd-mailx" 2>&1 | grep -q 'not found'
+}
+
 # The quick path, which needs no privileges: everything is there.
 all_present() {
 	installed dovecot-core && installed dovecot-lmtpd && installed php-cli && installed php-symfony-mailer &&
+		installed cron && installed mailutils && installed sudo && bsd_mailx_ok &&
 		[ -x "$PFROOT/usr/lib/postfix/sbin/master" ] && [ -f "$CACHE/postfix/version" ] && postfix_libs_ok &&
 		getent passwd relaymail-test >/dev/null && getent passwd postfix >/dev/null &&
 		getent group postdrop >/dev/null
@@ -82,6 +94,57 @@ if [ -n "$missing" ]; then
 	echo "e2e-deps: installing$missing"
 	apt_update
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# --- The real callers of the installed package (e2e/callers) ------------------
+# cron's package would start a system cron; the suite runs its own, so the
+# install runs under a policy-rc.d that forbids starting services.
+callers_pkgs="cron mailutils sudo"
+missing=""
+for p in $callers_pkgs; do installed "$p" || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+	echo "e2e-deps: installing$missing"
+	prc=/usr/sbin/policy-rc.d
+	prc_backup=""
+	if [ -e "$prc" ] || [ -L "$prc" ]; then
+		prc_backup=$(mktemp /usr/sbin/.policy-rc.d.relaymail.XXXXXX)
+		cp -a "$prc" "$prc_backup"
+	fi
+	restore_callers_prc() {
+		if [ -n "$prc_backup" ]; then mv -f "$prc_backup" "$prc"; else rm -f "$prc"; fi
+	}
+	trap restore_callers_prc EXIT
+	printf '#!/bin/sh\n# written by relaymail scripts/e2e-deps.sh for the duration of an install\nexit 101\n' >"$prc"
+	chmod 755 "$prc"
+	apt_update
+	# Without recommends: cron and mailutils recommend an MTA.
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	restore_callers_prc
+	trap - EXIT
+fi
+if ! bsd_mailx_ok; then
+	echo "e2e-deps: extracting bsd-mailx into $MAILXROOT"
+	mkdir -p "$CACHE/bsd-mailx"
+	tmp=$(mktemp -d "$CACHE/bsd-mailx/.dl.XXXXXX")
+	chmod 755 "$tmp"
+	chown _apt "$tmp" 2>/dev/null || true
+	if ! (cd "$tmp" && apt-get download -qq bsd-mailx 2>/dev/null); then
+		apt_update
+		(cd "$tmp" && apt-get download -qq bsd-mailx)
+	fi
+	deb=$(ls "$tmp"/bsd-mailx_*.deb)
+	libs=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/[(|].*//; s/^ *//; s/ *$//' | grep '^lib' || true)
+	dpkg -x "$deb" "$tmp/root"
+	rm -rf "$MAILXROOT"
+	mv "$tmp/root" "$MAILXROOT"
+	rm -rf "$tmp"
+	need=""
+	for p in $libs; do installed "$p" || need="$need $p"; done
+	if [ -n "$need" ]; then
+		echo "e2e-deps: installing bsd-mailx's libraries:$need"
+		apt_update
+		apt-get install -y -qq --no-install-recommends $need >/dev/null
+	fi
 fi
 
 # --- Dovecot ----------------------------------------------------------------

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs every Fuzz target in the module for the given time (default 5s).
+# Runs every Fuzz target in the module for the given time (default 10s).
 # Go runs one fuzz target per invocation, so list them and loop.
 set -euo pipefail
-fuzztime=${1:-5s}
+fuzztime=${1:-10s}
 cd "$(dirname "$0")/.."
 for pkg in $(go list ./...); do
 	dir=$(go list -f '{{.Dir}}' "$pkg")

@@ -25,11 +25,31 @@ import (
 
 	"github.com/relaymail/relaymail/config"
 	"github.com/relaymail/relaymail/internal/maillog"
+	"github.com/relaymail/relaymail/internal/privsep"
 	"github.com/relaymail/relaymail/internal/submit"
 	"github.com/relaymail/relaymail/relay/inject"
 )
 
+// defaultConfig is the configuration file, and the only one a privileged
+// run reads; it can be set when the program is built (-ldflags "-X
+// main.defaultConfig=/path"), never when it runs.
+var defaultConfig = config.DefaultPath
+
+// keptEnv are the variables that still count when qmail-inject runs with
+// privileges its caller lacks: qmail-inject(8)'s own, which say what the
+// caller could say in the message anyway. QMAILMFTFILE is read with the
+// caller's own privileges. privsep.Start removes every other variable.
+var keptEnv = []string{
+	"QMAILINJECT", "QMAILUSER", "MAILUSER", "USER", "LOGNAME", "QMAILHOST", "MAILHOST",
+	"QMAILNAME", "MAILNAME", "NAME", "QMAILSUSER", "QMAILSHOST", "QMAILDEFAULTHOST",
+	"QMAILDEFAULTDOMAIN", "QMAILPLUSDOMAIN", "QMAILIDHOST", "QMAILMFTFILE",
+}
+
 func main() {
+	if err := privsep.Start(privsep.Options{Keep: keptEnv}); err != nil {
+		fmt.Fprintf(os.Stderr, "qmail-inject: fatal: %v\n", err)
+		os.Exit(exTemp)
+	}
 	os.Exit(run(os.Args, os.LookupEnv, os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -146,14 +166,18 @@ func run(argv []string, getenv func(string) (string, bool), stdin io.Reader, std
 		return exitStatus(submit.Outcome{}, err)
 	}
 	priv := privileged()
-	cfg, err := config.Load(config.Options{IgnoreEnv: priv, Getenv: getenv})
+	var cfg *config.Config
+	err = privsep.Do(func() (err error) {
+		cfg, err = config.Load(config.Options{DefaultPath: defaultConfig, IgnoreEnv: priv, Getenv: getenv})
+		return err
+	})
 	if err != nil {
-		q.fatalf("%v", err)
+		q.privateError("the configuration in "+defaultConfig, err)
 		return exitStatus(submit.Outcome{}, &configError{err})
 	}
 	m, err := submit.LoadAliases(cfg)
 	if err != nil {
-		q.fatalf("%v", err)
+		q.privateError("the alias file "+cfg.Aliases, err)
 		return exitStatus(submit.Outcome{}, &configError{err})
 	}
 	opts, err := q.options(req, cfg)
@@ -165,10 +189,19 @@ func run(argv []string, getenv func(string) (string, bool), stdin io.Reader, std
 	opts.LocalDomains = append(opts.LocalDomains, opts.Domain)
 
 	if req.print {
+		// -n prints the message and queues nothing.
+		if err := privsep.Drop(); err != nil {
+			q.fatalf("%v", err)
+			return exTemp
+		}
 		return q.print(opts)
 	}
 	log := maillog.New(cfg.Log, "relaymail", stderr)
 	defer log.Close()
+	for _, w := range cfg.Warnings {
+		q.errorf("warning: %s", w)
+		log.Warning("warning: %s", w)
+	}
 	sm := &submit.Submitter{Config: cfg, Log: log, Errorf: q.errorf, Fatalf: q.fatalf}
 	if err := sm.Open(); err != nil {
 		return exitStatus(submit.Outcome{}, err)
@@ -179,6 +212,21 @@ func run(argv []string, getenv func(string) (string, bool), stdin io.Reader, std
 	// once and leaves what is deferred to sendmail -q.
 	o, err := sm.Submit(ctx, stdin, submit.Message{Intake: opts, Mode: 'i'})
 	return exitStatus(o, err)
+}
+
+// privateError reports a configuration or alias file that cannot be used.
+// Its message may quote the file, which the caller of a privileged run
+// may not read: a caller other than root then gets only which file it is,
+// and the details go to syslog (sendmail does the same).
+func (q *injector) privateError(what string, err error) {
+	if uid, _ := privsep.Caller(); !privileged() || uid == 0 {
+		q.fatalf("%v", err)
+		return
+	}
+	log := maillog.SyslogOnly("relaymail")
+	log.Warning("qmail-inject: %s: %v", what, err)
+	log.Close()
+	q.fatalf("%s cannot be used; the details are in the mail log (ask the administrator)", what)
 }
 
 // print is -n: the message as it would be queued, after a Return-Path line
@@ -391,14 +439,13 @@ func readMFT(path string) ([]string, error) {
 // loginName is the real user's login name from the password database, not
 // from the environment, which the caller controls.
 func loginName() string {
-	if u, err := user.LookupId(strconv.Itoa(os.Getuid())); err == nil {
+	uid, _ := privsep.Caller()
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
 		return u.Username
 	}
-	return "uid" + strconv.Itoa(os.Getuid())
+	return "uid" + strconv.Itoa(uid)
 }
 
 // privileged reports whether the process runs with privileges its caller
 // does not have; then the caller's RELAYMAIL_* environment is ignored.
-func privileged() bool {
-	return os.Getuid() != os.Geteuid() || os.Getgid() != os.Getegid()
-}
+var privileged = privsep.Privileged

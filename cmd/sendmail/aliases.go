@@ -6,6 +6,8 @@ import (
 	"io/fs"
 
 	"github.com/relaymail/relaymail/config"
+	"github.com/relaymail/relaymail/internal/maillog"
+	"github.com/relaymail/relaymail/internal/privsep"
 	"github.com/relaymail/relaymail/internal/submit"
 	"github.com/relaymail/relaymail/relay"
 	"github.com/relaymail/relaymail/relay/aliases"
@@ -30,11 +32,26 @@ func (s *sendmail) loadAliases(req *request, cfg *config.Config) int {
 	}
 	m, err := submit.LoadAliases(cfg)
 	if err != nil {
-		s.errorf("%v", err)
+		s.aliasError(cfg, err)
 		return exConfig
 	}
 	aliasMap = m
 	return exOK
+}
+
+// aliasError reports an alias file that cannot be used. Its message may
+// quote the file; a caller of a privileged run other than root, who may
+// not be able to read it, gets the file's name only, and the details go
+// to the log (as for the configuration, configError).
+func (s *sendmail) aliasError(cfg *config.Config, err error) {
+	if uid, _ := privsep.Caller(); !privileged() || uid == 0 {
+		s.errorf("%v", err)
+		return
+	}
+	log := maillog.SyslogOnly("relaymail")
+	log.Warning("alias file error: %v", err)
+	log.Close()
+	s.errorf("the alias file %s cannot be used; the details are in the mail log (ask the administrator)", cfg.Aliases)
 }
 
 // localOptions adds what the configuration says about local addresses:
@@ -55,7 +72,15 @@ func localOptions(o *inject.Options, req *request, cfg *config.Config) {
 // file itself on every message, so there is no database to build: this
 // checks the file and says so, and a mistake is reported with its line.
 func (s *sendmail) newaliases(cfg *config.Config) int {
-	m, err := aliases.Load(cfg.Aliases)
+	var m *aliases.Map
+	err := privsep.Do(func() (err error) {
+		m, err = aliases.Load(cfg.Aliases)
+		return err
+	})
+	if derr := privsep.Drop(); derr != nil {
+		s.errorf("fatal: %v", derr)
+		return exOSErr
+	}
 	switch {
 	case err == nil:
 		fmt.Fprintf(s.stdout, "%s: %d aliases, valid (relaymail reads this file for every message; there is no database to build)\n", cfg.Aliases, m.Len())
@@ -64,7 +89,7 @@ func (s *sendmail) newaliases(cfg *config.Config) int {
 		fmt.Fprintf(s.stdout, "%s: no such file, so there are no aliases (nothing to build)\n", cfg.Aliases)
 		return exOK
 	}
-	s.errorf("%v", err)
+	s.aliasError(cfg, err)
 	return exConfig
 }
 

@@ -10,6 +10,7 @@ const (
 	exNoUser      = 67 // the smarthost permanently rejected a recipient
 	exUnavailable = 69 // the smarthost permanently rejected the whole message
 	exSoftware    = 70 // internal error
+	exOSErr       = 71 // the privileges could not be set up safely
 	exCantCreat   = 73 // the spool file cannot be created
 	exIOErr       = 74 // standard input cannot be read
 	exTempFail    = 75 // a temporary failure, and nothing was kept

@@ -10,14 +10,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"os/user"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/relaymail/relaymail/config"
 	"github.com/relaymail/relaymail/internal/maillog"
+	"github.com/relaymail/relaymail/internal/privsep"
 	"github.com/relaymail/relaymail/internal/submit"
 	"github.com/relaymail/relaymail/relay"
 	"github.com/relaymail/relaymail/relay/inject"
@@ -27,7 +26,24 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "devel"
 
+// defaultConfig is the configuration file read when no other is named, and
+// the only one a privileged (set-group-ID) run reads. Like version it can
+// be set when the program is built (-ldflags "-X
+// main.defaultConfig=/path", which the attacker tests of e2e/ use), never
+// when it runs.
+var defaultConfig = config.DefaultPath
+
+// keptEnv are the environment variables that still count when sendmail runs
+// with privileges its caller lacks; privsep.Start removes all the others.
+var keptEnv = []string{"NAME"}
+
 func main() {
+	// Before anything else: a privileged run must not read its caller's
+	// environment, or let it see its memory, before this.
+	if err := privsep.Start(privsep.Options{Keep: keptEnv}); err != nil {
+		fmt.Fprintf(os.Stderr, "sendmail: fatal: %v\n", err)
+		os.Exit(exOSErr)
+	}
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -50,11 +66,17 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exUsage
 	}
 	switch req.Mode {
-	case ModeHelp:
-		fmt.Fprint(stdout, usageText())
-		return exOK
-	case ModeVersion:
-		fmt.Fprintf(stdout, "relaymail sendmail %s\n", version)
+	case ModeHelp, ModeVersion:
+		// Nothing here needs the installed privileges.
+		if err := privsep.Drop(); err != nil {
+			s.errorf("fatal: %v", err)
+			return exOSErr
+		}
+		if req.Mode == ModeHelp {
+			fmt.Fprint(stdout, usageText())
+		} else {
+			fmt.Fprintf(stdout, "relaymail sendmail %s\n", version)
+		}
 		return exOK
 	case ModeDeliver:
 	case ModeVerify, ModePrintQueue, ModeRunQueue, ModeSMTP:
@@ -68,23 +90,31 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// Installed set-user-ID or set-group-ID, sendmail must not let the
 	// caller choose the configuration: -C would read any file with our
 	// privileges and echo it in an error, and RELAYMAIL_* could redirect
-	// mail. DESIGN.md §4; the full privilege model is a later release.
+	// mail (SECURITY.md; privsep has already removed RELAYMAIL_* from the
+	// environment, and IgnoreEnv makes sure).
 	priv := privileged()
 	if priv && req.ConfigPath != "" {
-		s.errorf("-C is not permitted: this sendmail runs with set-user-ID or set-group-ID privileges and reads only %s", config.DefaultPath)
+		s.errorf("-C is not permitted: this sendmail runs with set-user-ID or set-group-ID privileges and reads only %s", defaultConfig)
 		return exNoPerm
-	}
-	cfg, err := config.Load(config.Options{Path: req.ConfigPath, IgnoreEnv: priv})
-	if err != nil {
-		s.errorf("%v", err)
-		return exConfig
 	}
 	tag := "relaymail"
 	if req.SyslogTag != "" {
 		tag = req.SyslogTag
 	}
+	var cfg *config.Config
+	err = privsep.Do(func() (err error) {
+		cfg, err = config.Load(config.Options{Path: req.ConfigPath, DefaultPath: defaultConfig, IgnoreEnv: priv})
+		return err
+	})
+	if err != nil {
+		return s.configError(err, priv, tag)
+	}
 	s.log = maillog.New(cfg.Log, tag, stderr)
 	defer s.log.Close()
+	for _, w := range cfg.Warnings {
+		s.errorf("warning: %s", w)
+		s.log.Warning("warning: %s", w)
+	}
 	if req.Mode == ModeInitAliases {
 		return s.newaliases(cfg)
 	}
@@ -102,6 +132,28 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return s.serveSMTP(req, cfg)
 	}
 	return s.deliver(req, cfg)
+}
+
+// configError reports a configuration that cannot be loaded. Its message
+// may quote the file (a value, or a key that was really a stray password);
+// a caller of a privileged run, who may not read the file, gets only where
+// the mistake is, and the details go to syslog for the administrator.
+// Root, who may read the file anyway, gets them as everybody else does.
+func (s *sendmail) configError(err error, priv bool, tag string) int {
+	if uid, _ := privsep.Caller(); !priv || uid == 0 {
+		s.errorf("%v", err)
+		return exConfig
+	}
+	log := maillog.SyslogOnly(tag)
+	log.Warning("configuration error: %v", err)
+	log.Close()
+	where := defaultConfig
+	var ce *config.Error
+	if errors.As(err, &ce) && ce.File == defaultConfig && ce.Line > 0 {
+		where += fmt.Sprintf(", line %d,", ce.Line)
+	}
+	s.errorf("the configuration in %s cannot be used; the details are in the mail log, not here, because the file is not yours to read (ask the administrator, who can run sendmail -bv as root to see them)", where)
+	return exConfig
 }
 
 // injectOptions maps the command line and the configuration onto intake.
@@ -149,7 +201,7 @@ func configPath(cfg *config.Config) string {
 	if cfg.Path != "" {
 		return cfg.Path
 	}
-	return config.DefaultPath
+	return defaultConfig
 }
 
 // noSmarthost reports a configuration without smarthosts, where what was
@@ -164,7 +216,9 @@ func (s *sendmail) deliver(req *request, cfg *config.Config) int {
 	if sm == nil {
 		return code
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	// SIGTERM, SIGINT and SIGHUP cancel a delivery that has run for a
+	// second (see lateSignalContext for why not at once).
+	ctx, stop := lateSignalContext(context.Background(), lateSignalsAfter)
 	defer stop()
 	return sm.submit(ctx, s.stdin, injectOptions(req, cfg), false).exit
 }
@@ -254,10 +308,9 @@ func (s *sendmail) relayers(req *request, cfg *config.Config) ([]relay.Relayer, 
 }
 
 // privileged reports whether the process runs with privileges its caller
-// does not have. A variable so that tests can pretend.
-var privileged = func() bool {
-	return os.Getuid() != os.Geteuid() || os.Getgid() != os.Getegid()
-}
+// does not have (privsep.Start saw real and effective IDs differ). A
+// variable so that tests can pretend.
+var privileged = privsep.Privileged
 
 // smarthostOptions turns the configuration into client settings. With -v the
 // protocol transcript goes to stderr (AUTH payloads are redacted by the
@@ -277,18 +330,22 @@ func oneLine(s string) string { return submit.OneLine(s) }
 // loginName returns the caller's login name and GECOS full name, from the
 // password database by real uid, not from $USER, which the caller controls.
 // A uid with no entry (a container's arbitrary uid) falls back to LOGNAME or
-// USER, then to "uid<N>".
+// USER, then to "uid<N>"; a privileged run, whose caller could name anyone
+// so, goes straight to "uid<N>".
 func loginName() (name, gecos string) {
-	if u, err := user.LookupId(strconv.Itoa(os.Getuid())); err == nil {
+	uid, _ := privsep.Caller()
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
 		g, _, _ := strings.Cut(u.Name, ",")
 		return u.Username, g
 	}
-	for _, v := range []string{"LOGNAME", "USER"} {
-		if n := os.Getenv(v); n != "" {
-			return n, ""
+	if !privileged() {
+		for _, v := range []string{"LOGNAME", "USER"} {
+			if n := os.Getenv(v); n != "" {
+				return n, ""
+			}
 		}
 	}
-	return "uid" + strconv.Itoa(os.Getuid()), ""
+	return "uid" + strconv.Itoa(uid), ""
 }
 
 func intakeExit(err error) int {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/relaymail/relaymail/config"
+	"github.com/relaymail/relaymail/internal/privsep"
 	"github.com/relaymail/relaymail/internal/submit"
 	"github.com/relaymail/relaymail/relay/queue"
 )
@@ -130,6 +131,14 @@ func (s *sendmail) runQueue(req *request, cfg *config.Config) int {
 		s.errorf("the queue is off (queue off in %s), so there is nothing to run", configPath(cfg))
 		return exUsage
 	}
+	if limits := privsep.CallerLimits(); len(limits) > 0 {
+		// A run under the caller's limits could be stopped after a
+		// delivery and before its state is written, again and again:
+		// every run would send the queue's messages once more.
+		s.errorf("a queue run is not permitted under a hard limit on %s: it could be stopped part-way and send messages twice (the queue is run by root's cron job or the relaymail systemd service; ask the administrator)", strings.Join(limits, ", "))
+		s.log.Warning("warning: a queue run by uid %d was refused: hard limit on %s", os.Getuid(), strings.Join(limits, ", "))
+		return exNoPerm
+	}
 	relayers, code := s.relayers(req, cfg)
 	if code != exOK {
 		return code
@@ -145,7 +154,7 @@ func (s *sendmail) runQueue(req *request, cfg *config.Config) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer stop()
 	if run.interval == 0 {
-		st, err := q.Run(ctx, run.opts)
+		st, err := runPrivileged(ctx, q, run.opts)
 		s.logRun(st)
 		if errors.Is(err, queue.ErrBadID) {
 			s.errorf("%v", err)
@@ -163,7 +172,7 @@ func (s *sendmail) runQueue(req *request, cfg *config.Config) int {
 	}
 	s.log.Info("queue daemon started: a run every %v", run.interval)
 	for {
-		st, err := q.Run(ctx, run.opts)
+		st, err := runPrivileged(ctx, q, run.opts)
 		s.logRun(st)
 		if err != nil && ctx.Err() == nil {
 			s.log.Warning("warning: queue run: %v", err)
@@ -175,6 +184,19 @@ func (s *sendmail) runQueue(req *request, cfg *config.Config) int {
 		case <-time.After(run.interval):
 		}
 	}
+}
+
+// runPrivileged is one queue run with the installed privileges: it reads
+// and writes the spool throughout.
+func runPrivileged(ctx context.Context, q *queue.Queue, opts queue.RunOptions) (st queue.Stats, err error) {
+	perr := privsep.Do(func() error {
+		st, err = q.Run(ctx, opts)
+		return nil
+	})
+	if perr != nil {
+		return st, perr
+	}
+	return st, err
 }
 
 func (s *sendmail) logRun(st queue.Stats) {
@@ -194,7 +216,21 @@ func (s *sendmail) printQueue(req *request, cfg *config.Config) int {
 	if q == nil {
 		return code
 	}
-	entries, err := q.List()
+	var entries []queue.Entry
+	var err error
+	if perr := privsep.Do(func() error {
+		entries, err = q.List()
+		return nil
+	}); perr != nil {
+		s.errorf("fatal: %v", perr)
+		return exOSErr
+	}
+	// The listing is all that was needed of the spool. mailq shows
+	// envelopes, as Postfix's does, never a message's content.
+	if derr := privsep.Drop(); derr != nil {
+		s.errorf("fatal: %v", derr)
+		return exOSErr
+	}
 	if err != nil {
 		s.errorf("%v", err)
 	}

@@ -5,13 +5,13 @@ import (
 	"crypto/tls"
 	"fmt"
 	"maps"
-	"net"
 	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/relaymail/relaymail/config"
+	"github.com/relaymail/relaymail/internal/privsep"
 	"github.com/relaymail/relaymail/relay"
 	"github.com/relaymail/relaymail/relay/smarthost"
 	"github.com/relaymail/relaymail/relay/smtp"
@@ -60,7 +60,7 @@ func (s *sendmail) verify(req *request, cfg *config.Config) int {
 			fmt.Fprintf(s.stdout, "%s: QMTP cannot check a recipient without delivering the message; the addresses above are what it would receive\n", u)
 			return exOK
 		}
-		so, err := u.SMTPOptions(opts)
+		so, err := smtpOptions(u, opts)
 		if err != nil {
 			s.errorf("%v", err)
 			return exConfig
@@ -88,6 +88,16 @@ func (s *sendmail) verify(req *request, cfg *config.Config) int {
 	return exTempFail
 }
 
+// smtpOptions builds a smarthost's client options with the installed
+// privileges, which the TLS files it reads may need.
+func smtpOptions(u *smarthost.URL, opts smarthost.Options) (so smtp.Options, err error) {
+	err = privsep.Do(func() error {
+		so, err = u.SMTPOptions(opts)
+		return err
+	})
+	return so, err
+}
+
 func verdict(c relay.Class) string {
 	switch c {
 	case relay.Delivered:
@@ -102,9 +112,7 @@ func verdict(c relay.Class) string {
 func (s *sendmail) describe(ctx context.Context, u *smarthost.URL, opts smarthost.Options) int {
 	fmt.Fprintf(s.stdout, "smarthost %s\n", u)
 	if u.Scheme == smarthost.QMTP {
-		var d net.Dialer
-		d.Timeout = opts.Timeout
-		conn, err := d.DialContext(ctx, u.Network, u.Address())
+		conn, err := relay.Dial(ctx, u.Network, u.Address(), opts.Timeout)
 		if err != nil {
 			fmt.Fprintf(s.stdout, "  error: %s\n", oneLine(err.Error()))
 			return exTempFail
@@ -113,7 +121,7 @@ func (s *sendmail) describe(ctx context.Context, u *smarthost.URL, opts smarthos
 		fmt.Fprintf(s.stdout, "  reachable (QMTP has no greeting, no capabilities and no TLS)\n")
 		return exOK
 	}
-	so, err := u.SMTPOptions(opts)
+	so, err := smtpOptions(u, opts)
 	if err != nil {
 		fmt.Fprintf(s.stdout, "  error: %s\n", oneLine(err.Error()))
 		return exConfig

@@ -39,6 +39,14 @@ func New(mode, tag string, stderr io.Writer) *Logger {
 	return l
 }
 
+// SyslogOnly opens a logger that writes to syslog and nowhere else, for
+// what the caller of a privileged sendmail must not see (the details of a
+// configuration error, which may quote the file). Without a syslog daemon
+// it discards.
+func SyslogOnly(tag string) *Logger {
+	return &Logger{tag: tag, sys: dialSyslog(tag)}
+}
+
 // syslogSockets are where a local syslog daemon listens, as log/syslog
 // looks for them; a variable so that tests can stand one up.
 var syslogSockets = []string{"/dev/log", "/var/run/syslog", "/var/run/log"}

@@ -5,6 +5,12 @@
 // front ends differ only in how they read their command line and in how
 // they turn the Outcome and the error into an exit status; they share this
 // code so that there is one delivery path, not two.
+//
+// In a privileged run (internal/privsep) the spool operations, the TLS
+// files and the OAuth2 token are reached through privsep.Do, with the
+// installed privileges; intake, which parses what the caller sent, runs
+// with the caller's own. The spool file intake writes into is opened with
+// privileges and written through that descriptor.
 package submit
 
 import (
@@ -13,12 +19,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/relaymail/relaymail/config"
 	"github.com/relaymail/relaymail/internal/maillog"
+	"github.com/relaymail/relaymail/internal/privsep"
 	"github.com/relaymail/relaymail/relay"
 	"github.com/relaymail/relaymail/relay/aliases"
 	"github.com/relaymail/relaymail/relay/inject"
@@ -131,13 +139,15 @@ func (s *Submitter) NoSmarthost(why string) error {
 func (s *Submitter) SmarthostOptions() smarthost.Options {
 	cfg := s.Config
 	o := smarthost.Options{
-		Hostname:       cfg.Hostname,
-		Timeout:        cfg.Timeout,
-		Password:       cfg.Password,
-		TLSCAFile:      cfg.TLSCAFile,
-		TLSCertFile:    cfg.TLSCertFile,
-		TLSKeyFile:     cfg.TLSKeyFile,
-		TLSFingerprint: cfg.TLSFingerprint,
+		Hostname:        cfg.Hostname,
+		Timeout:         cfg.Timeout,
+		Password:        cfg.Password,
+		OAuth2TokenFile: cfg.OAuth2TokenFile,
+		ReadFile:        ReadPrivileged,
+		TLSCAFile:       cfg.TLSCAFile,
+		TLSCertFile:     cfg.TLSCertFile,
+		TLSKeyFile:      cfg.TLSKeyFile,
+		TLSFingerprint:  cfg.TLSFingerprint,
 		Warn: func(w string) {
 			s.Log.Warning("warning: %s", OneLine(w))
 			if s.Verbose > 0 {
@@ -175,11 +185,26 @@ func (s *Submitter) Open() error {
 	return nil
 }
 
-// NewRelayers builds one client per configured smarthost.
+// ReadPrivileged reads a file the configuration names (the OAuth2 token)
+// with the installed privileges.
+func ReadPrivileged(name string) (data []byte, err error) {
+	err = privsep.Do(func() error {
+		data, err = os.ReadFile(name)
+		return err
+	})
+	return data, err
+}
+
+// NewRelayers builds one client per configured smarthost. The TLS files
+// the configuration names are read here, with the installed privileges.
 func (s *Submitter) NewRelayers() ([]relay.Relayer, error) {
 	relayers := make([]relay.Relayer, 0, len(s.Config.Smarthosts))
 	for _, u := range s.Config.Smarthosts {
-		r, err := u.Relayer(s.SmarthostOptions())
+		var r relay.Relayer
+		err := privsep.Do(func() (err error) {
+			r, err = u.Relayer(s.SmarthostOptions())
+			return err
+		})
 		if err != nil {
 			s.fatalf("%v", err)
 			return nil, &Error{Kind: KindConfig, Err: err}
@@ -190,17 +215,23 @@ func (s *Submitter) NewRelayers() ([]relay.Relayer, error) {
 }
 
 // OpenQueue opens the spool; when it cannot be written the error names the
-// directory and the missing permission, and nothing has been accepted.
-func OpenQueue(cfg *config.Config, log *maillog.Logger) (*queue.Queue, error) {
-	return queue.Open(queue.Options{
-		Dir:      cfg.QueueDir,
-		RetryMin: cfg.RetryMin,
-		RetryMax: cfg.RetryMax,
-		Lifetime: cfg.QueueLifetime,
-		Hostname: cfg.Hostname,
-		Domain:   cfg.Domain,
-		Log:      log.Info,
+// directory and the missing permission, and nothing has been accepted. In
+// a privileged run the spool is the shared one of the packaged install.
+func OpenQueue(cfg *config.Config, log *maillog.Logger) (q *queue.Queue, err error) {
+	err = privsep.Do(func() error {
+		q, err = queue.Open(queue.Options{
+			Dir:      cfg.QueueDir,
+			RetryMin: cfg.RetryMin,
+			RetryMax: cfg.RetryMax,
+			Lifetime: cfg.QueueLifetime,
+			Hostname: cfg.Hostname,
+			Domain:   cfg.Domain,
+			Log:      log.Info,
+			Shared:   privsep.Privileged(),
+		})
+		return err
 	})
+	return q, err
 }
 
 // Submit reads one message from in, relays it and queues what must wait:
@@ -213,8 +244,11 @@ func (s *Submitter) Submit(ctx context.Context, in io.Reader, m Message) (Outcom
 	opts := m.Intake
 	var sp *queue.Spool
 	if s.Queue != nil {
-		var err error
-		if sp, err = s.Queue.NewSpool(); err != nil {
+		err := privsep.Do(func() (err error) {
+			sp, err = s.Queue.NewSpool()
+			return err
+		})
+		if err != nil {
 			s.fatalf("%v", err)
 			return Outcome{}, &Error{Kind: KindSpool, Err: err}
 		}
@@ -223,7 +257,7 @@ func (s *Submitter) Submit(ctx context.Context, in io.Reader, m Message) (Outcom
 	sub, err := inject.Intake(in, opts)
 	if err != nil {
 		if sp != nil {
-			sp.Discard()
+			privsep.Do(sp.Discard)
 		}
 		s.fatalf("%v", err)
 		return Outcome{}, err
@@ -237,7 +271,7 @@ func (s *Submitter) Submit(ctx context.Context, in io.Reader, m Message) (Outcom
 	s.Log.Info("%s: %sfrom=<%s>, size=%d, nrcpt=%d", sub.MessageID, id, env.Sender, sub.Message.Size, len(env.Recipients))
 
 	if sp != nil && (len(s.Relayers) == 0 || m.Mode != 'i') {
-		if err := s.Queue.Commit(sp, NewEntry(&env, sub, nil, 0)); err != nil {
+		if err := s.commit(sp, NewEntry(&env, sub, nil, 0)); err != nil {
 			s.fatalf("cannot queue the message: %v", err)
 			return Outcome{}, &Error{Kind: KindSpool, Err: err}
 		}
@@ -268,14 +302,14 @@ func (s *Submitter) Submit(ctx context.Context, in io.Reader, m Message) (Outcom
 	queuedAs := ""
 	if sp != nil {
 		if len(keep) > 0 {
-			if err := s.Queue.Commit(sp, NewEntry(&env, sub, keep, 1)); err != nil {
+			if err := s.commit(sp, NewEntry(&env, sub, keep, 1)); err != nil {
 				s.report(sub.MessageID, results, derr, "", true)
 				s.fatalf("cannot queue the deferred recipients: %v", err)
 				return Outcome{Results: results}, &Error{Kind: KindSpool, Err: err}
 			}
 			queuedAs = sp.ID
 		} else {
-			sp.Discard()
+			privsep.Do(sp.Discard)
 		}
 	}
 	kept := queuedAs != "" && pending > 0
@@ -293,11 +327,21 @@ func (s *Submitter) Submit(ctx context.Context, in io.Reader, m Message) (Outcom
 		if kept {
 			own = 1
 		}
-		if entries, err := s.Queue.List(); err == nil && len(entries) > own {
+		var entries []queue.Entry
+		err := privsep.Do(func() (err error) {
+			entries, err = s.Queue.List()
+			return err
+		})
+		if err == nil && len(entries) > own {
 			s.Detach("-q")
 		}
 	}
 	return Outcome{Results: results, QueuedAs: queuedAs, Kept: kept}, nil
+}
+
+// commit queues a spooled message with the installed privileges.
+func (s *Submitter) commit(sp *queue.Spool, e *queue.Entry) error {
+	return privsep.Do(func() error { return s.Queue.Commit(sp, e) })
 }
 
 // envelope adds the command line's DSN and body parameters to what intake
@@ -433,7 +477,11 @@ func OneLine(s string) string {
 // LoadAliases reads the alias file the configuration names. The default
 // file may be missing (a container has none): that is no aliases.
 func LoadAliases(cfg *config.Config) (*aliases.Map, error) {
-	m, err := aliases.Load(cfg.Aliases)
+	var m *aliases.Map
+	err := privsep.Do(func() (err error) {
+		m, err = aliases.Load(cfg.Aliases)
+		return err
+	})
 	if err != nil && cfg.Aliases == aliases.DefaultPath && errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -620,6 +620,25 @@ func CheckAddress(addr string) error {
 	if strings.ContainsAny(addr, "<>") {
 		return fmt.Errorf("%q contains \"<\" or \">\"", addr)
 	}
+	// A space may stand only inside a quoted local part ("john doe"@x,
+	// RFC 5321 §4.1.2); anywhere else it would end the path in MAIL FROM
+	// or RCPT TO, and what follows would be read as parameters.
+	quoted, escaped := false, false
+	for i := 0; i < len(addr); i++ {
+		switch c := addr[i]; {
+		case escaped:
+			escaped = false
+		case quoted && c == '\\':
+			escaped = true
+		case c == '"':
+			quoted = !quoted
+		case c == ' ' && !quoted:
+			return fmt.Errorf("%q contains a space outside a quoted local part", addr)
+		}
+	}
+	if quoted {
+		return fmt.Errorf("%q has an unterminated quoted string", addr)
+	}
 	local, domain := addr, ""
 	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
 		local, domain = addr[:i], addr[i+1:]

@@ -112,8 +112,7 @@ type Client struct {
 // temporary.
 func Dial(ctx context.Context, opts Options) (*Client, error) {
 	opts = opts.withDefaults()
-	d := net.Dialer{Timeout: opts.DialTimeout}
-	conn, err := d.DialContext(ctx, opts.Network, opts.Address)
+	conn, err := relay.Dial(ctx, opts.Network, opts.Address, opts.DialTimeout)
 	if err != nil {
 		return nil, relay.Temporary("qmtp", &sessionError{host: opts.Name, detail: "cannot connect: " + err.Error(), err: err})
 	}

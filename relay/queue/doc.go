@@ -123,6 +123,24 @@
 // untrusted input: it parses strictly, checks every address as intake does,
 // and moves a file it cannot parse to failed/ rather than guess.
 //
+// # Ownership and trust
+//
+// A spool is private (one user: directories 0700, files 0600) or shared
+// (Options.Shared, or a spool directory with the set-group-ID bit: the
+// packaged install, where every user's set-group-ID sendmail and the
+// relaymail user's runner share it through the relaymail group;
+// directories 2770, files 0640). A runner may read files that whoever wrote
+// the spool cannot (a user's own files, when that user runs the queue), so
+// a file is opened (trust.go) only if it is not a symbolic link
+// (O_NOFOLLOW), is a regular file (opened O_NONBLOCK, so that a FIFO
+// cannot stall the run), belongs to the spool directory's group (in a
+// private spool also: to the effective user), is not writable by others,
+// and has at most the links the commit protocol makes (1 for env/ files, 2
+// for msg/ files, which share an inode with tmp/ID.msg until step 6). Any
+// other file is reported and left alone: never read, moved or removed.
+// Files are created with O_NOFOLLOW too, and a subdirectory that is a
+// symbolic link makes Open fail.
+//
 // # Implementation notes
 //
 // These details follow from the protocol above; they do not change it.

@@ -33,7 +33,8 @@ func (q *Queue) List() ([]Entry, error) {
 		}
 		if err != nil {
 			var pe *parseError
-			if !errors.As(err, &pe) {
+			var ue *UntrustedError
+			if !errors.As(err, &pe) && !errors.As(err, &ue) {
 				err = fmt.Errorf("queue: %w", err)
 			}
 			errs = append(errs, err)

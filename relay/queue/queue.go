@@ -40,6 +40,17 @@ type Options struct {
 	// Log, when set, receives one line per queued, delivered, deferred,
 	// bounced, expired or failed message and per recipient result.
 	Log func(format string, a ...any)
+	// Shared says that the spool is shared by the users of a
+	// set-group-ID sendmail (the packaged install): directories it
+	// creates are mode 2770 and files 0640, so that every run of the
+	// relaymail group can read and replace them, and a file is trusted
+	// only when it belongs to the spool directory's group. Otherwise
+	// they are 0700 and 0600, for the one user who owns the spool. A
+	// spool directory with the set-group-ID bit (packaging/README.md)
+	// is shared whatever Shared says: the queue runner of the packaged
+	// systemd unit runs as the relaymail user without privileges to
+	// speak of, on the same spool.
+	Shared bool
 }
 
 // Queue is an open spool directory. Its methods may be called from several
@@ -49,6 +60,10 @@ type Queue struct {
 	opts Options
 	dir  string
 	ops  fileOps
+	// The modes of new directories and files, and the spool directory's
+	// group, which every file the runner trusts belongs to (trust.go).
+	dirMode, fileMode os.FileMode
+	gid               int
 }
 
 // fileOps are the calls of the commit protocol and of state updates whose
@@ -130,9 +145,10 @@ func (e *SpoolError) Error() string {
 func (e *SpoolError) Unwrap() error { return e.Err }
 
 // Open opens the spool in opts.Dir, creating it and its subdirectories
-// (mode 0700) when missing, and checks that files can be created in tmp/,
-// so that a spool that cannot take a message is reported before the
-// message is read. Every failure is a *SpoolError.
+// (mode 0700, or 2770 when Shared) when missing, and checks that files can
+// be created in tmp/, so that a spool that cannot take a message is
+// reported before the message is read. A subdirectory that is a symbolic
+// link is refused. Every failure is a *SpoolError.
 func Open(opts Options) (*Queue, error) {
 	if opts.Dir == "" {
 		return nil, &SpoolError{Dir: `""`, Op: "use", Err: errors.New("no queue directory is configured")}
@@ -167,16 +183,36 @@ func Open(opts Options) (*Queue, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	q := &Queue{opts: opts, dir: opts.Dir, ops: defaultOps()}
-	if err := os.MkdirAll(q.dir, 0o700); err != nil {
+	q := &Queue{opts: opts, dir: opts.Dir, ops: defaultOps(), dirMode: 0o700, fileMode: 0o600}
+	if opts.Shared {
+		q.dirMode = 0o2770
+	}
+	if err := os.MkdirAll(q.dir, q.dirMode.Perm()); err != nil {
 		return nil, &SpoolError{Dir: q.dir, Op: "create directory", Err: err}
+	}
+	top, err := os.Stat(q.dir)
+	if err != nil {
+		return nil, &SpoolError{Dir: q.dir, Op: "use", Err: err}
+	}
+	q.gid = int(top.Sys().(*syscall.Stat_t).Gid)
+	if top.Mode()&os.ModeSetgid != 0 {
+		q.opts.Shared = true
+	}
+	if q.opts.Shared {
+		q.dirMode, q.fileMode = 0o2770, 0o640
 	}
 	for _, sub := range []string{dirTmp, dirMsg, dirEnv, dirFailed} {
 		p := q.path(sub)
-		err := os.Mkdir(p, 0o700)
-		if errors.Is(err, fs.ErrExist) {
+		err := os.Mkdir(p, q.dirMode.Perm())
+		switch {
+		case err == nil && q.opts.Shared:
+			// mkdir(2) ignores the set-group-ID bit of its mode.
+			err = os.Chmod(p, q.dirMode.Perm()|os.ModeSetgid)
+		case errors.Is(err, fs.ErrExist):
+			// Lstat: a subdirectory replaced by a symbolic link would take
+			// the runner's renames and unlinks elsewhere.
 			var fi os.FileInfo
-			if fi, err = os.Stat(p); err == nil && !fi.IsDir() {
+			if fi, err = os.Lstat(p); err == nil && !fi.IsDir() {
 				err = &fs.PathError{Op: "mkdir", Path: p, Err: syscall.ENOTDIR}
 			}
 		}
@@ -185,7 +221,7 @@ func Open(opts Options) (*Queue, error) {
 		}
 	}
 	probe := q.path(dirTmp, ".probe-"+randomHex(4))
-	f, err := os.OpenFile(probe, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(probe, os.O_WRONLY|os.O_CREATE|os.O_EXCL, q.fileMode)
 	if err != nil {
 		return nil, &SpoolError{Dir: q.path(dirTmp), Op: "create files in", Err: err}
 	}
@@ -270,7 +306,7 @@ func (q *Queue) NewSpool() (*Spool, error) {
 	now := q.opts.Now()
 	for try := 0; ; try++ {
 		id := newID(now)
-		f, err := os.OpenFile(q.path(dirTmp, id+".msg"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err := os.OpenFile(q.path(dirTmp, id+".msg"), os.O_RDWR|os.O_CREATE|os.O_EXCL, q.fileMode)
 		if errors.Is(err, fs.ErrExist) && try < 3 {
 			continue
 		}
@@ -412,9 +448,11 @@ func (q *Queue) Commit(sp *Spool, e *Entry) (err error) {
 
 // writeFile writes data to a new file at path and fsyncs it. flag adds
 // O_EXCL (a name that must be new) or O_TRUNC (a name only the holder of
-// the message's lock writes). The file is removed on failure.
+// the message's lock writes); O_NOFOLLOW keeps a symbolic link planted
+// under that name from sending the write elsewhere. The file is removed on
+// failure.
 func (q *Queue) writeFile(path string, data []byte, flag int) (err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|flag, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW|flag, q.fileMode)
 	if err != nil {
 		return err
 	}
@@ -463,7 +501,7 @@ func (q *Queue) writeState(e *Entry) error {
 // means the message is no longer queued; any other error means the file
 // cannot be used.
 func (q *Queue) readEntry(id string) (*Entry, error) {
-	f, err := os.Open(q.path(dirEnv, id))
+	f, err := q.openTrusted(q.path(dirEnv, id), 1)
 	if err != nil {
 		return nil, err
 	}

@@ -188,6 +188,20 @@ func (q *Queue) Run(ctx context.Context, ro RunOptions) (Stats, error) {
 
 func (r *runner) fail(err error) { r.errs = append(r.errs, err) }
 
+// failf records an error of a spool file: an *UntrustedError as it is
+// (it names the file), anything else with the "queue: " prefix. Every
+// such error is also logged, so that a planted file shows in the mail
+// log of a run nobody watches.
+func (r *runner) failf(err error) {
+	var ue *UntrustedError
+	if !errors.As(err, &ue) {
+		err = fmt.Errorf("queue: %w", err)
+	} else {
+		r.q.logf("warning: %v", err)
+	}
+	r.fail(err)
+}
+
 func (r *runner) closeSessions() {
 	for i := range r.sess {
 		r.closeSession(i)
@@ -239,7 +253,7 @@ func (r *runner) cleanup() {
 		}
 		// S1 or S3 after a crash. Lock it all the same, and look again
 		// under the lock: a runner may be finishing it right now.
-		f, err := os.Open(q.path(dirMsg, name))
+		f, err := q.openTrusted(q.path(dirMsg, name), 2)
 		if err != nil {
 			continue
 		}
@@ -289,7 +303,7 @@ func (r *runner) choose() ([]string, error) {
 		case errors.As(err, &pe):
 			chosen = append(chosen, id)
 		case err != nil:
-			r.fail(fmt.Errorf("queue: %w", err))
+			r.failf(err)
 		case r.selected(e):
 			chosen = append(chosen, id)
 		}
@@ -370,13 +384,13 @@ func (r *runner) process(ctx context.Context, ids []string, filtered bool) {
 // itself (moved it to failed/, expired it, finished it).
 func (r *runner) take(id string, filtered bool) *job {
 	q := r.q
-	f, err := os.Open(q.path(dirMsg, id))
+	f, err := q.openTrusted(q.path(dirMsg, id), 2)
 	if errors.Is(err, fs.ErrNotExist) {
 		r.orphanEnv(id)
 		return nil
 	}
 	if err != nil {
-		r.fail(fmt.Errorf("queue: %s: %w", id, err))
+		r.failf(err)
 		return nil
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
@@ -399,7 +413,7 @@ func (r *runner) take(id string, filtered bool) *job {
 		r.quarantine(j, id, pe.err.Error())
 		return nil
 	case err != nil:
-		r.fail(fmt.Errorf("queue: %w", err))
+		r.failf(err)
 		j.release()
 		return nil
 	}
@@ -827,6 +841,11 @@ func (r *runner) toFailed(j *job, id string, src io.Reader, reason string) error
 		os.Remove(tmp.Name())
 		return fmt.Errorf("queue: %s: cannot move to failed/: %w", id, err)
 	}
+	if q.fileMode != 0o600 {
+		if err := tmp.Chmod(q.fileMode); err != nil {
+			return fail(err)
+		}
+	}
 	bw := bufio.NewWriter(tmp)
 	n, err := io.Copy(bw, io.LimitReader(src, 2*maxEnvelopeBytes))
 	if err != nil {
@@ -888,10 +907,10 @@ func lastByte(f *os.File, bw *bufio.Writer, n int64) (byte, error) {
 // reason, rather than guess what it meant (doc.go: "moves a file it cannot
 // parse to failed/"). j holds the lock when there is a message file.
 func (r *runner) quarantine(j *job, id, why string) {
-	src, err := os.Open(r.q.path(dirEnv, id))
+	src, err := r.q.openTrusted(r.q.path(dirEnv, id), 1)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			r.fail(fmt.Errorf("queue: %s: %w", id, err))
+			r.failf(err)
 		}
 		j.release()
 		return
@@ -912,7 +931,7 @@ func (r *runner) quarantine(j *job, id, why string) {
 func (r *runner) orphanEnv(id string) {
 	q := r.q
 	j := &job{}
-	if f, err := os.Open(q.path(dirFailed, id+".msg")); err == nil {
+	if f, err := q.openTrusted(q.path(dirFailed, id+".msg"), 2); err == nil {
 		// The same inode as msg/ID was: a runner still moving the message
 		// holds its lock.
 		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
@@ -925,7 +944,7 @@ func (r *runner) orphanEnv(id string) {
 			return
 		}
 		j.f = f
-		if _, err := os.Stat(q.path(dirFailed, id+".env")); err == nil {
+		if fi, err := os.Lstat(q.path(dirFailed, id+".env")); err == nil && fi.Mode().IsRegular() {
 			defer j.release()
 			if err := os.Remove(q.path(dirEnv, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				r.fail(fmt.Errorf("queue: %s: %w", id, err))

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/relaymail/relaymail/relay"
@@ -21,6 +23,12 @@ type Options struct {
 	Timeout  time.Duration // per read and per write
 	// Password is the SMTP AUTH secret for the URL's user.
 	Password string
+	// OAuth2TokenFile, instead of Password, holds an OAuth2 bearer token
+	// for AUTH XOAUTH2. It is read again for every connection.
+	OAuth2TokenFile string
+	// ReadFile reads the token file; nil means os.ReadFile. A privileged
+	// sendmail reads it with the installed privileges.
+	ReadFile func(name string) ([]byte, error)
 	// TLS material; "" for none. TLSFingerprint is hex SHA-256.
 	TLSCAFile, TLSCertFile, TLSKeyFile, TLSFingerprint string
 	// Transcript receives the protocol dialogue (sendmail -v).
@@ -78,16 +86,57 @@ func (u *URL) SMTPOptions(opts Options) (smtp.Options, error) {
 		}
 		so.TLSConfig = c
 	}
-	if u.User != "" {
+	switch {
+	case u.User != "" && opts.OAuth2TokenFile != "":
+		if u.Auth != "" && u.Auth != "xoauth2" {
+			return smtp.Options{}, fmt.Errorf("smarthost %s: auth=%s cannot use oauth2_token_file, which holds an OAuth2 token (remove auth= from the URL, or write auth=xoauth2)", u, u.Auth)
+		}
+		path, read := opts.OAuth2TokenFile, opts.ReadFile
+		so.Auth = &smtp.Auth{User: u.User, Mechanism: "xoauth2", Password: func() (string, error) { return readToken(path, read) }}
+	case u.User != "":
 		if opts.Password == "" {
 			return smtp.Options{}, fmt.Errorf("smarthost %s names the user %q but no password is configured (set password_file or RELAYMAIL_PASSWORD_FILE)", u, u.User)
 		}
 		pw := opts.Password
 		so.Auth = &smtp.Auth{User: u.User, Mechanism: u.Auth, Password: func() (string, error) { return pw, nil }}
-	} else if u.Auth != "" {
+	case u.Auth != "":
 		return smtp.Options{}, fmt.Errorf("smarthost %s forces auth=%s but names no user (write %s://user@%s)", u, u.Auth, u.Scheme, u.Address())
 	}
 	return so, nil
+}
+
+// maxToken bounds what is read from oauth2_token_file: access tokens are
+// at most a few kilobytes, and a mistaken path must not eat memory.
+const maxToken = 64 << 10
+
+// readToken reads the OAuth2 token file for one connection: its content
+// without the white space around it, which must be one printable line.
+// The token never appears in the error.
+func readToken(path string, read func(string) ([]byte, error)) (string, error) {
+	if read == nil {
+		read = os.ReadFile
+	}
+	data, err := read(path)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return "", fmt.Errorf("oauth2_token_file %s: %v", path, err)
+	}
+	if len(data) > maxToken {
+		return "", fmt.Errorf("oauth2_token_file %s is larger than %d bytes, too large for a token", path, maxToken)
+	}
+	tok := strings.TrimSpace(string(data))
+	if tok == "" {
+		return "", fmt.Errorf("oauth2_token_file %s is empty (has the token refresher run?)", path)
+	}
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; c < 0x21 || c > 0x7e {
+			return "", fmt.Errorf("oauth2_token_file %s holds more than one token: a bearer token is one line of printable ASCII", path)
+		}
+	}
+	return tok, nil
 }
 
 // errNoRoots is the fail-closed answer for a minimal container without

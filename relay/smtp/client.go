@@ -272,8 +272,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	d := net.Dialer{Timeout: opts.Timeouts.Connect}
-	conn, err := d.DialContext(ctx, opts.Network, opts.Address)
+	conn, err := relay.Dial(ctx, opts.Network, opts.Address, opts.Timeouts.Connect)
 	if err != nil {
 		return nil, relay.Temporary(protoName(opts.LMTP), &sessionError{
 			msg: fmt.Sprintf("cannot connect to %s: %v", opts.Address, unwrapOpError(err)), err: err})
@@ -523,7 +522,11 @@ func (c *Client) has(ext string) bool {
 // reading would block it forever.
 type connReader struct{ c *Client }
 
-func (r connReader) Read(p []byte) (int, error) { return r.c.conn.Read(p) }
+func (r connReader) Read(p []byte) (int, error) {
+	// Acknowledge what arrives at once: see quickAck.
+	quickAck(r.c.raw)
+	return r.c.conn.Read(p)
+}
 
 type connWriter struct{ c *Client }
 

@@ -3,7 +3,10 @@
 // recipient, with -reply Z or D) and stores each one in DIR as NNNN.env and
 // NNNN.msg:
 //
-//	qmtp-sink -listen 127.0.0.1:0 -dir DIR [-reply K|Z|D]
+//	qmtp-sink -listen 127.0.0.1:0 -dir DIR [-reply K|Z|D] [-max-message BYTES]
+//
+// -max-message raises the largest message accepted from qmail-qmtpd's
+// 200000000 bytes (the benchmark sends 500 MB).
 //
 // It prints the address it listens on as one line on stdout as soon as it
 // listens, and exits 0 on SIGTERM or SIGINT. A -listen value starting with
@@ -28,6 +31,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "`address` to listen on: host:port, or a unix socket path")
 	dir := flag.String("dir", "", "`directory` to store packages in (required)")
 	reply := flag.String("reply", "K", "reply to every recipient: K (accept), Z (defer) or D (refuse)")
+	flag.Int64Var(&maxMessage, "max-message", 0, "the largest message in `bytes` (0: qmail-qmtpd's 200000000)")
 	flag.Parse()
 	if *dir == "" || flag.NArg() > 0 || !strings.Contains("KZD", *reply) || len(*reply) != 1 {
 		flag.Usage()
@@ -40,6 +44,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// maxMessage is -max-message.
+var maxMessage int64
 
 // run serves until ctx is done, printing the listen address to stdout.
 func run(ctx context.Context, stdout io.Writer, listen, dir, reply string) error {
@@ -69,6 +76,7 @@ func run(ctx context.Context, stdout io.Writer, listen, dir, reply string) error
 	}
 	// Each package is stored before its replies are sent, so a client that
 	// has its reply finds the files in place.
+	s.MaxMessage = maxMessage
 	s.OnPackage = func(p relaytest.QMTPPackage) {
 		if err := store(dir, p); err != nil {
 			fmt.Fprintln(os.Stderr, "qmtp-sink:", err)
