@@ -13,7 +13,7 @@ GOVULNCHECK_VERSION := v1.1.4
 # Each fuzz target runs this long in `make check`; `make fuzz` runs longer.
 FUZZTIME  ?= 10s
 FUZZLONG  ?= 2m
-APT_PACKAGES := mandoc bsdextrautils
+APT_PACKAGES := mandoc bsdextrautils file rpm
 # nfpm builds the .deb, .rpm and .apk (`make package`), run from the module
 # proxy at this version: the newest whose dependencies the proxy serves.
 NFPM_VERSION := v2.45.2

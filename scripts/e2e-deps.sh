@@ -19,6 +19,9 @@
 #     an MTA: installed before relaymail, apt would bring exim4 along, and
 #     installed after it, it would keep `dpkg -r relaymail` (which the suite
 #     tests) from removing it.
+#   - A minimal Debian root (debootstrap --variant=minbase) in
+#     $RELAYMAIL_E2E_CACHE/debian-minbase, where e2e/callers installs the .deb
+#     as on a clean system (through an overlay, so the root stays clean).
 set -euo pipefail
 
 CACHE=${RELAYMAIL_E2E_CACHE:-/var/cache/relaymail-e2e}
@@ -44,6 +47,7 @@ postfix_libs_ok() {
 }
 
 MAILXROOT=$CACHE/bsd-mailx/root
+CLEANROOT=$CACHE/debian-minbase
 bsd_mailx_ok() {
 	[ -x "$MAILXROOT/usr/bin/bsd-mailx" ] && ! ldd "$MAILXROOT/usr/bin/bsd-mailx" 2>&1 | grep -q 'not found'
 }
@@ -52,6 +56,7 @@ bsd_mailx_ok() {
 all_present() {
 	installed dovecot-core && installed dovecot-lmtpd && installed php-cli && installed php-symfony-mailer &&
 		installed cron && installed mailutils && installed sudo && bsd_mailx_ok &&
+		[ -f "$CLEANROOT.done" ] &&
 		[ -x "$PFROOT/usr/lib/postfix/sbin/master" ] && [ -f "$CACHE/postfix/version" ] && postfix_libs_ok &&
 		getent passwd relaymail-test >/dev/null && getent passwd postfix >/dev/null &&
 		getent group postdrop >/dev/null
@@ -145,6 +150,18 @@ if ! bsd_mailx_ok; then
 		apt_update
 		apt-get install -y -qq --no-install-recommends $need >/dev/null
 	fi
+fi
+
+# A clean Debian of this machine's release, for the install test.
+if [ ! -f "$CLEANROOT.done" ]; then
+	installed debootstrap || { apt_update; apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
+	codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+	echo "e2e-deps: debootstrap --variant=minbase $codename into $CLEANROOT"
+	rm -rf "$CLEANROOT" "$CLEANROOT.tmp"
+	mkdir -p "$CACHE"
+	debootstrap --variant=minbase "$codename" "$CLEANROOT.tmp" http://deb.debian.org/debian >/dev/null
+	mv "$CLEANROOT.tmp" "$CLEANROOT"
+	touch "$CLEANROOT.done"
 fi
 
 # --- Dovecot ----------------------------------------------------------------

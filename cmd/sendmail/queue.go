@@ -209,6 +209,12 @@ func (s *sendmail) logRun(st queue.Stats) {
 // printQueue is mailq and sendmail -bp.
 func (s *sendmail) printQueue(req *request, cfg *config.Config) int {
 	if !cfg.Queue {
+		if req.JSON {
+			if err := queue.WriteJSON(s.stdout, nil); err != nil {
+				return exIOErr
+			}
+			return exOK
+		}
 		fmt.Fprintln(s.stdout, "Mail queue is empty (the queue is off)")
 		return exOK
 	}
