@@ -5,11 +5,9 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -323,32 +321,7 @@ func copyDir(src, dst string) error {
 // directory of its own, and stops it by PID at cleanup.
 func startQMTPSink(b *testing.B, bin string) (addr, dir string) {
 	dir = b.TempDir()
-	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-dir", dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		b.Fatalf("qmtp-sink did not say where it listens: %v", err)
-	}
-	go io.Copy(io.Discard, out)
-	return strings.TrimSpace(line), dir
+	return startSink(b, bin, "-listen", "127.0.0.1:0", "-dir", dir), dir
 }
 
 // render writes the results as Markdown.

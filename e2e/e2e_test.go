@@ -218,24 +218,32 @@ func TestGolden(t *testing.T) {
 			}
 			o := runSendmail(t, env, args, in)
 			got := render(srv.Packages(), o)
-			gotExit := fmt.Sprintf("%d\n", o.exit)
-			if *update {
-				os.WriteFile(base+".out", []byte(got), 0o644)
-				os.WriteFile(base+".exit", []byte(gotExit), 0o644)
-				return
-			}
-			want, err := os.ReadFile(base + ".out")
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			wantExit, _ := os.ReadFile(base + ".exit")
-			if got != string(want) {
-				os.WriteFile(base+".out.actual", []byte(got), 0o644)
-				t.Errorf("output differs from %s.out (actual in %s.out.actual)\n%s", base, base, got)
-			}
-			if gotExit != string(wantExit) {
-				t.Errorf("exit %s, want %s", strings.TrimSpace(gotExit), strings.TrimSpace(string(wantExit)))
-			}
+			checkGolden(t, base, got, o.exit)
 		})
+	}
+}
+
+// checkGolden compares a case's output and exit status with base.out and
+// base.exit, or rewrites them with -update. A mismatch leaves the actual
+// output in base.out.actual.
+func checkGolden(t *testing.T, base, got string, exit int) {
+	t.Helper()
+	gotExit := fmt.Sprintf("%d\n", exit)
+	if *update {
+		os.WriteFile(base+".out", []byte(got), 0o644)
+		os.WriteFile(base+".exit", []byte(gotExit), 0o644)
+		return
+	}
+	want, err := os.ReadFile(base + ".out")
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	wantExit, _ := os.ReadFile(base + ".exit")
+	if got != string(want) {
+		os.WriteFile(base+".out.actual", []byte(got), 0o644)
+		t.Errorf("output differs from %s.out (actual in %s.out.actual)\n%s", base, base, got)
+	}
+	if gotExit != string(wantExit) {
+		t.Errorf("exit %s, want %s", strings.TrimSpace(gotExit), strings.TrimSpace(string(wantExit)))
 	}
 }

@@ -113,24 +113,7 @@ func TestQmailGolden(t *testing.T) {
 			}
 			o := runSendmailAs(t, qmailInjectBin, qmailEnv(t, qmtpURL(srv), extra...), args, in)
 			got := strings.ReplaceAll(renderQmail(o, srv.Packages()), abs, "$TESTDATA")
-			gotExit := fmt.Sprintf("%d\n", o.exit)
-			if *update {
-				os.WriteFile(base+".out", []byte(got), 0o644)
-				os.WriteFile(base+".exit", []byte(gotExit), 0o644)
-				return
-			}
-			want, err := os.ReadFile(base + ".out")
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			wantExit, _ := os.ReadFile(base + ".exit")
-			if got != string(want) {
-				os.WriteFile(base+".out.actual", []byte(got), 0o644)
-				t.Errorf("output differs from %s.out (actual in %s.out.actual)\n%s", base, base, got)
-			}
-			if gotExit != string(wantExit) {
-				t.Errorf("exit %s, want %s", strings.TrimSpace(gotExit), strings.TrimSpace(string(wantExit)))
-			}
+			checkGolden(t, base, got, o.exit)
 		})
 	}
 }
