@@ -67,7 +67,11 @@
 // it over env/ID and fsyncs env/. Each recipient is pending, delivered or
 // failed, with the last reply it got. Only pending recipients are sent
 // again. When none is pending, env/ID is removed first (the commit of
-// completion) and msg/ID second.
+// completion) and msg/ID second. A run does this for the messages it
+// finishes a group at a time (up to 100): it removes their env/ files,
+// fsyncs env/ once, and only then removes their msg/ files and releases
+// their locks, so that no removal of msg/ID can reach the disk before
+// the removal of env/ID does.
 //
 // A message with a failed recipient, or that expired, moves to failed/: its
 // envelope, with the reason, is written to failed/ID.env, msg/ID is renamed
@@ -79,7 +83,12 @@
 // happens when a runner is killed after the smarthost accepted a recipient
 // and before the new state was renamed into place: the next run sends that
 // recipient again. No relay can avoid this window (qmail's INTERNALS says the
-// same); relaymail keeps it to one rename.
+// same); relaymail keeps it to one rename. A power failure (not a killed
+// process: the kernel keeps what was done) before the fsync that settles a
+// group of finished messages may also bring back their env/ files: those
+// messages are sent again. That costs one directory fsync per group
+// instead of one per message, most of what a queue flush spent on the
+// file system.
 //
 // # Retry, expiry, bounces
 //

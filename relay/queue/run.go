@@ -75,6 +75,10 @@ type runner struct {
 	down    []error
 	bounces []string // IDs of the notifications queued by this run
 	errs    []error
+	// finished holds the messages delivered to every recipient whose
+	// env/ID is removed but not yet fsynced away; they keep their lock
+	// until settleFinished (doc.go, "Delivery and per-recipient state").
+	finished []*job
 }
 
 // job is one locked message during a run.
@@ -167,6 +171,7 @@ func (q *Queue) Run(ctx context.Context, ro RunOptions) (Stats, error) {
 		down:  make([]error, len(ro.Relayers)),
 	}
 	defer r.closeSessions()
+	defer r.settleFinished()
 	r.cleanup()
 	ids, err := r.choose()
 	if err != nil {
@@ -498,6 +503,7 @@ func (r *runner) deliver(ctx context.Context, group []*job) {
 	// was canceled: its state stays as it was and the next run sends it
 	// again.
 	defer func() {
+		r.settleFinished()
 		for _, j := range group {
 			if !j.done {
 				j.release()
@@ -755,18 +761,10 @@ func (r *runner) complete(j *job, reason string) {
 			j.release()
 			return
 		}
-		if err := q.ops.syncDir(q.path(dirEnv)); err != nil {
-			// Should the removal be lost, the message is sent again.
-			r.fail(fmt.Errorf("queue: %s: fsync %s: %w", e.ID, q.path(dirEnv), err))
+		r.finished = append(r.finished, j)
+		if len(r.finished) >= batchSize {
+			r.settleFinished()
 		}
-		if err := os.Remove(q.path(dirMsg, e.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			q.logf("%s: warning: %v (removed by a later run)", e.ID, err)
-		}
-		// No fsync of msg/ here: should this unlink be lost, msg/ID has no
-		// envelope and the age rule removes it (state S3 in doc.go). One
-		// directory fsync less per message is a tenth of a queue flush.
-		q.logf("%s: removed, delivered to every recipient", e.ID)
-		j.release()
 		return
 	}
 	if reason == "" {
@@ -806,6 +804,32 @@ func (r *runner) complete(j *job, reason string) {
 	if err := r.toFailed(j, e.ID, bytes.NewReader(data), reason); err != nil {
 		r.fail(err)
 	}
+}
+
+// settleFinished makes the removal of the finished messages' envelopes
+// durable with one fsync of env/, then removes their msg/ files and
+// releases their locks. One fsync per group instead of one per message
+// is most of what a queue flush spends on the file system.
+func (r *runner) settleFinished() {
+	if len(r.finished) == 0 {
+		return
+	}
+	q := r.q
+	if err := q.ops.syncDir(q.path(dirEnv)); err != nil {
+		// Should the removals be lost, those messages are sent again.
+		r.fail(fmt.Errorf("queue: fsync %s after %d delivered messages left it: %w", q.path(dirEnv), len(r.finished), err))
+	}
+	for _, j := range r.finished {
+		id := j.e.ID
+		if err := os.Remove(q.path(dirMsg, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			q.logf("%s: warning: %v (removed by a later run)", id, err)
+		}
+		// No fsync of msg/: should this unlink be lost, msg/ID has no
+		// envelope and the age rule removes it (state S3 in doc.go).
+		q.logf("%s: removed, delivered to every recipient", id)
+		j.release()
+	}
+	r.finished = r.finished[:0]
 }
 
 // notifyFailure reports whether RFC 3461 NOTIFY asks for failure

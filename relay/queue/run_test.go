@@ -335,6 +335,48 @@ func TestRunQMTPPipelined(t *testing.T) {
 	}
 }
 
+// Finished messages leave the queue in groups: their envelopes are
+// removed, env/ is fsynced once per group, and only then do their msg/
+// files go, so that a lost removal can bring back a message (sent again)
+// but never an envelope without its message.
+func TestRunSettlesFinishedMessagesPerGroup(t *testing.T) {
+	s := relaytest.NewQMTPServer(t)
+	q, clk := newQueue(t, Options{})
+	n := batchSize + 5
+	for i := 0; i < n; i++ {
+		enqueue(t, q, "a@x", fmt.Sprintf("r%d@y", i))
+		clk.Advance(time.Microsecond)
+	}
+	syncDir := q.ops.syncDir
+	envSyncs := 0
+	q.ops.syncDir = func(dir string) error {
+		if dir == q.path("env") {
+			envSyncs++
+			envs, _ := os.ReadDir(q.path("env"))
+			msgs, _ := os.ReadDir(q.path("msg"))
+			// The group's messages are all still there, and nothing
+			// earlier is: msg/ is emptied only after this fsync.
+			if want := n - (envSyncs-1)*batchSize; len(msgs) != want {
+				t.Errorf("fsync %d of env/: %d msg/ files, want %d", envSyncs, len(msgs), want)
+			}
+			if len(envs) >= len(msgs) {
+				t.Errorf("fsync %d of env/: %d envelopes for %d messages: nothing finished", envSyncs, len(envs), len(msgs))
+			}
+		}
+		return syncDir(dir)
+	}
+	st := run(t, q, RunOptions{Relayers: []relay.Relayer{qmtpRelayer(s)}})
+	if st != (Stats{Messages: n, Delivered: n, Connections: 1}) {
+		t.Errorf("stats %+v", st)
+	}
+	if want := (n + batchSize - 1) / batchSize; envSyncs != want {
+		t.Errorf("%d fsyncs of env/ for %d delivered messages, want %d", envSyncs, n, want)
+	}
+	if got := files(t, q); len(got) != 0 {
+		t.Errorf("left behind: %v", got)
+	}
+}
+
 func TestRunFilters(t *testing.T) {
 	s := relaytest.NewQMTPServer(t)
 	q, clk := newQueue(t, Options{})
