@@ -773,10 +773,23 @@ func TestQueueSpoolPermission(t *testing.T) {
 				t.Fatal(err)
 			}
 			env, _ := spoolEnvAt(t, spool, qmtpURL(srv), "RELAYMAIL_CONFIG="+conf)
-			for _, mode := range []string{"-odi", "-odq"} {
-				o := run(env, []string{"-i", mode, "bob@example.org"}, queueMessage("perm", "b\n"))
+			// A submission finds out when it creates its spool file, before
+			// it reads the message; an SMTP session (-bs) and a queue run
+			// (-q) before they accept or try anything.
+			for _, mode := range []string{"-odi", "-odq", "-bs", "-q"} {
+				args, stdin := []string{"-i", mode, "bob@example.org"}, queueMessage("perm", "b\n")
+				switch mode {
+				case "-bs":
+					args, stdin = []string{"-bs"}, []byte("EHLO client.example.com\r\nMAIL FROM:<a@example.com>\r\nQUIT\r\n")
+				case "-q":
+					args, stdin = []string{"-q"}, nil
+				}
+				o := run(env, args, stdin)
 				if o.exit != 73 {
 					t.Errorf("%s: exit %d, want 73: %s", mode, o.exit, o.stderr)
+				}
+				if mode == "-bs" && !strings.HasPrefix(o.stdout, "421 ") {
+					t.Errorf("-bs: the session began %q, want a 421 reply and nothing else", o.stdout)
 				}
 				for _, want := range []string{c.what + " " + filepath.Join(pub, c.names) + ":", "permission denied", "writable by uid " + uid} {
 					if !strings.Contains(o.stderr, want) {

@@ -41,6 +41,11 @@ const bsReadTimeout = 5 * time.Minute // RFC 5321 §4.5.3.2.7: a server waits 5 
 
 func (s *sendmail) serveSMTP(req *request, cfg *config.Config) int {
 	sm, code := s.newSubmitter(req, cfg)
+	if sm != nil {
+		if code = sm.checkSpool(); code != exOK {
+			sm = nil
+		}
+	}
 	if sm == nil {
 		// No usable configuration: say so in SMTP too, so that a framework
 		// shows the reason rather than a broken pipe.

@@ -255,6 +255,21 @@ func (s *sendmail) newSubmitter(req *request, cfg *config.Config) (*submitter, i
 	return &submitter{s: s, req: req, cfg: cfg, sub: sub}, exOK
 }
 
+// checkSpool reports a spool that cannot take a message before an SMTP
+// session accepts any. A single submission needs no such check: it creates
+// its spool file before it reads the message.
+func (sm *submitter) checkSpool() int {
+	q := sm.sub.Queue
+	if q == nil {
+		return exOK
+	}
+	if err := privsep.Do(q.CheckWritable); err != nil {
+		sm.s.errorf("%v", err)
+		return exCantCreat
+	}
+	return exOK
+}
+
 // outcome is what became of one submitted message.
 type outcome struct {
 	results  []relay.Result // one per recipient; nil when nothing was tried

@@ -18,7 +18,7 @@ import (
 	"github.com/relaymail/relaymail/relay/queue"
 )
 
-// openQueue opens the spool; when it cannot be written the error names the
+// openQueue opens the spool; when it cannot be used the error names the
 // directory and the missing permission, and nothing has been accepted.
 func (s *sendmail) openQueue(cfg *config.Config) (*queue.Queue, int) {
 	q, err := submit.OpenQueue(cfg, s.log)
@@ -149,6 +149,12 @@ func (s *sendmail) runQueue(req *request, cfg *config.Config) int {
 	q, code := s.openQueue(cfg)
 	if q == nil {
 		return code
+	}
+	// A run writes the state of every message it tries: a spool it cannot
+	// write is one error now, not one per message.
+	if err := privsep.Do(q.CheckWritable); err != nil {
+		s.errorf("%v", err)
+		return exCantCreat
 	}
 	run.opts.Relayers = relayers
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)

@@ -214,7 +214,7 @@ func (s *Submitter) NewRelayers() ([]relay.Relayer, error) {
 	return relayers, nil
 }
 
-// OpenQueue opens the spool; when it cannot be written the error names the
+// OpenQueue opens the spool; when it cannot be used the error names the
 // directory and the missing permission, and nothing has been accepted. In
 // a privileged run the spool is the shared one of the packaged install.
 func OpenQueue(cfg *config.Config, log *maillog.Logger) (q *queue.Queue, err error) {

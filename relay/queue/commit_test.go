@@ -26,6 +26,9 @@ func TestOpenCreatesSpool(t *testing.T) {
 			t.Errorf("%s: mode %v, want a directory with 0700", sub, fi.Mode())
 		}
 	}
+	if err := q.CheckWritable(); err != nil {
+		t.Fatal(err)
+	}
 	if got := files(t, q); len(got) != 0 {
 		t.Errorf("the write probe left %v", got)
 	}
@@ -64,14 +67,20 @@ func TestOpenErrors(t *testing.T) {
 		q, _ := newQueue(t, Options{Dir: dir})
 		os.Chmod(q.path("tmp"), 0o500)
 		t.Cleanup(func() { os.Chmod(q.path("tmp"), 0o700) })
-		_, err := Open(Options{Dir: dir})
-		var se *SpoolError
-		if !errors.As(err, &se) || !errors.Is(err, fs.ErrPermission) {
-			t.Fatalf("got %v", err)
+		q, err := Open(Options{Dir: dir})
+		if err != nil {
+			t.Fatalf("Open: %v (it does not write)", err)
 		}
-		want := "queue: cannot create files in " + q.path("tmp") + ": permission denied (make it writable by uid "
-		if !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), ", or set queue_dir to a directory you can write)") {
-			t.Errorf("got  %q\nwant %q...", err, want)
+		_, spoolErr := q.NewSpool()
+		for _, err := range []error{q.CheckWritable(), spoolErr} {
+			var se *SpoolError
+			if !errors.As(err, &se) || !errors.Is(err, fs.ErrPermission) {
+				t.Fatalf("got %v", err)
+			}
+			want := "queue: cannot create files in " + q.path("tmp") + ": permission denied (make it writable by uid "
+			if !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), ", or set queue_dir to a directory you can write)") {
+				t.Errorf("got  %q\nwant %q...", err, want)
+			}
 		}
 	})
 }

@@ -145,10 +145,11 @@ func (e *SpoolError) Error() string {
 func (e *SpoolError) Unwrap() error { return e.Err }
 
 // Open opens the spool in opts.Dir, creating it and its subdirectories
-// (mode 0700, or 2770 when Shared) when missing, and checks that files can
-// be created in tmp/, so that a spool that cannot take a message is
-// reported before the message is read. A subdirectory that is a symbolic
-// link is refused. Every failure is a *SpoolError.
+// (mode 0700, or 2770 when Shared) when missing. A subdirectory that is a
+// symbolic link is refused. Every failure is a *SpoolError. Open does not
+// write: NewSpool, which a submission calls before it reads the message,
+// reports a spool that cannot take one, and CheckWritable does so for
+// callers that write later.
 func Open(opts Options) (*Queue, error) {
 	if opts.Dir == "" {
 		return nil, &SpoolError{Dir: `""`, Op: "use", Err: errors.New("no queue directory is configured")}
@@ -220,16 +221,23 @@ func Open(opts Options) (*Queue, error) {
 			return nil, &SpoolError{Dir: p, Op: "create directory", Err: err}
 		}
 	}
+	return q, nil
+}
+
+// CheckWritable creates and removes a file in tmp/, so that a spool that
+// cannot take a message is reported (a *SpoolError) before anything is
+// accepted: at the start of an SMTP session (-bs) or a queue run.
+func (q *Queue) CheckWritable() error {
 	probe := q.path(dirTmp, ".probe-"+randomHex(4))
 	f, err := os.OpenFile(probe, os.O_WRONLY|os.O_CREATE|os.O_EXCL, q.fileMode)
 	if err != nil {
-		return nil, &SpoolError{Dir: q.path(dirTmp), Op: "create files in", Err: err}
+		return &SpoolError{Dir: q.path(dirTmp), Op: "create files in", Err: err}
 	}
 	f.Close()
 	if err := os.Remove(probe); err != nil {
-		return nil, &SpoolError{Dir: q.path(dirTmp), Op: "create files in", Err: err}
+		return &SpoolError{Dir: q.path(dirTmp), Op: "create files in", Err: err}
 	}
-	return q, nil
+	return nil
 }
 
 func (q *Queue) path(elem ...string) string {
