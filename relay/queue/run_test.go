@@ -310,16 +310,23 @@ func TestRunOneSMTPConnection(t *testing.T) {
 	}
 }
 
+// backlog is a new queue with n messages from a@x, message i to r<i>@y,
+// their IDs in that order.
+func backlog(t *testing.T, n int) *Queue {
+	q, clk := newQueue(t, Options{})
+	for i := 0; i < n; i++ {
+		enqueue(t, q, "a@x", fmt.Sprintf("r%d@y", i))
+		clk.Advance(time.Microsecond)
+	}
+	return q
+}
+
 // QMTP pipelines the backlog: every package on one connection, in batches
 // of batchSize.
 func TestRunQMTPPipelined(t *testing.T) {
 	s := relaytest.NewQMTPServer(t)
-	q, clk := newQueue(t, Options{})
 	n := batchSize + 5
-	for i := 0; i < n; i++ {
-		enqueue(t, q, "a@x", fmt.Sprintf("r%d@y", i))
-		clk.Advance(time.Microsecond) // IDs in this order
-	}
+	q := backlog(t, n)
 	st := run(t, q, RunOptions{Relayers: []relay.Relayer{qmtpRelayer(s)}})
 	if st != (Stats{Messages: n, Delivered: n, Connections: 1}) {
 		t.Errorf("stats %+v", st)
@@ -341,12 +348,8 @@ func TestRunQMTPPipelined(t *testing.T) {
 // but never an envelope without its message.
 func TestRunSettlesFinishedMessagesPerGroup(t *testing.T) {
 	s := relaytest.NewQMTPServer(t)
-	q, clk := newQueue(t, Options{})
 	n := batchSize + 5
-	for i := 0; i < n; i++ {
-		enqueue(t, q, "a@x", fmt.Sprintf("r%d@y", i))
-		clk.Advance(time.Microsecond)
-	}
+	q := backlog(t, n)
 	syncDir := q.ops.syncDir
 	envSyncs := 0
 	q.ops.syncDir = func(dir string) error {
