@@ -25,11 +25,9 @@ if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg >/dev/null 2>&1; th
 	exit 0
 fi
 
-installed() {
-	local st
-	st=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)
-	[ "$st" = "install ok installed" ]
-}
+TAG=bench-deps
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # The binaries of each peer whose libraries must resolve.
 bins() {
@@ -70,57 +68,20 @@ if [ "$(id -u)" != 0 ]; then
 	exit 0
 fi
 
-updated=""
-apt_update() {
-	[ -n "$updated" ] && return 0
-	apt-get update -qq
-	updated=1
-}
-
 missing=""
 for t in $TOOLS; do [ -x "${t#*:}" ] || missing="$missing ${t%%:*}"; done
-if [ -n "$missing" ]; then
-	echo "bench-deps: installing$missing"
-	apt_update
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
+# shellcheck disable=SC2086 # one word per package
+install_missing $missing
 
 for p in $PEERS; do
 	if [ ! -f "$CACHE/$p/version" ]; then
-		echo "bench-deps: extracting $p into $CACHE/$p/root"
-		mkdir -p "$CACHE/$p"
 		rm -f "$CACHE/$p/unavailable"
-		tmp=$(mktemp -d "$CACHE/$p/.dl.XXXXXX")
-		chmod 755 "$tmp"
-		chown _apt "$tmp" 2>/dev/null || true # apt-get download runs as _apt
-		if ! (cd "$tmp" && apt-get download -qq "$p" 2>/dev/null); then
-			apt_update
-			if ! (cd "$tmp" && apt-get download -qq "$p"); then
-				echo "bench-deps: $p is not available from apt; it will be skipped" >&2
-				echo "not in the apt sources" >"$CACHE/$p/unavailable"
-				rm -rf "$tmp"
-				continue
-			fi
+		if ! extract_deb "$p" "$CACHE/$p"; then
+			echo "$TAG: $p is not available from apt; it will be skipped" >&2
+			echo "not in the apt sources" >"$CACHE/$p/unavailable"
+			continue
 		fi
-		deb=$(ls "$tmp"/*.deb)
-		dpkg-deb -f "$deb" Depends >"$tmp/depends"
-		dpkg-deb -f "$deb" Version >"$tmp/version"
-		dpkg -x "$deb" "$tmp/root"
-		rm -rf "$CACHE/$p/root"
-		mv "$tmp/root" "$CACHE/$p/root"
-		mv "$tmp/depends" "$CACHE/$p/depends"
-		mv "$tmp/version" "$CACHE/$p/version"
-		rm -rf "$tmp"
 	fi
 	[ -f "$CACHE/$p/unavailable" ] && continue
-	if ! libs_ok "$p"; then
-		libs=$(tr ',' '\n' <"$CACHE/$p/depends" | sed 's/[(|].*//; s/^ *//; s/ *$//' | grep '^lib' || true)
-		need=""
-		for l in $libs; do installed "$l" || need="$need $l"; done
-		if [ -n "$need" ]; then
-			echo "bench-deps: installing the libraries of $p:$need"
-			apt_update
-			apt-get install -y -qq --no-install-recommends $need >/dev/null
-		fi
-	fi
+	libs_ok "$p" || install_libs_of "$CACHE/$p"
 done

@@ -33,11 +33,9 @@ if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg >/dev/null 2>&1; th
 	exit 0
 fi
 
-installed() {
-	local st
-	st=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)
-	[ "$st" = "install ok installed" ]
-}
+TAG=e2e-deps
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 postfix_libs_ok() {
 	local out
@@ -73,13 +71,6 @@ if [ "$(id -u)" != 0 ]; then
 	exit 0
 fi
 
-updated=""
-apt_update() {
-	[ -n "$updated" ] && return 0
-	apt-get update -qq
-	updated=1
-}
-
 # --- users and groups -------------------------------------------------------
 getent group relaymail-test >/dev/null || groupadd --system relaymail-test
 getent passwd relaymail-test >/dev/null ||
@@ -92,69 +83,25 @@ getent passwd postfix >/dev/null ||
 		--shell /usr/sbin/nologin postfix
 
 # --- PHP and Symfony Mailer (the -bs real-caller test) -----------------------
-php_pkgs="php-cli php-symfony-mailer"
-missing=""
-for p in $php_pkgs; do installed "$p" || missing="$missing $p"; done
-if [ -n "$missing" ]; then
-	echo "e2e-deps: installing$missing"
-	apt_update
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null
-fi
+install_missing php-cli php-symfony-mailer
 
 # --- The real callers of the installed package (e2e/callers) ------------------
 # cron's package would start a system cron; the suite runs its own, so the
 # install runs under a policy-rc.d that forbids starting services.
-callers_pkgs="cron mailutils sudo"
-missing=""
-for p in $callers_pkgs; do installed "$p" || missing="$missing $p"; done
-if [ -n "$missing" ]; then
-	echo "e2e-deps: installing$missing"
-	prc=/usr/sbin/policy-rc.d
-	prc_backup=""
-	if [ -e "$prc" ] || [ -L "$prc" ]; then
-		prc_backup=$(mktemp /usr/sbin/.policy-rc.d.relaymail.XXXXXX)
-		cp -a "$prc" "$prc_backup"
-	fi
-	restore_callers_prc() {
-		if [ -n "$prc_backup" ]; then mv -f "$prc_backup" "$prc"; else rm -f "$prc"; fi
-	}
-	trap restore_callers_prc EXIT
-	printf '#!/bin/sh\n# written by relaymail scripts/e2e-deps.sh for the duration of an install\nexit 101\n' >"$prc"
-	chmod 755 "$prc"
-	apt_update
-	# Without recommends: cron and mailutils recommend an MTA.
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null
-	restore_callers_prc
-	trap - EXIT
+if any_missing cron mailutils sudo; then
+	without_service_starts install_missing cron mailutils sudo
 fi
 if ! bsd_mailx_ok; then
-	echo "e2e-deps: extracting bsd-mailx into $MAILXROOT"
-	mkdir -p "$CACHE/bsd-mailx"
-	tmp=$(mktemp -d "$CACHE/bsd-mailx/.dl.XXXXXX")
-	chmod 755 "$tmp"
-	chown _apt "$tmp" 2>/dev/null || true
-	if ! (cd "$tmp" && apt-get download -qq bsd-mailx 2>/dev/null); then
-		apt_update
-		(cd "$tmp" && apt-get download -qq bsd-mailx)
-	fi
-	deb=$(ls "$tmp"/bsd-mailx_*.deb)
-	libs=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/[(|].*//; s/^ *//; s/ *$//' | grep '^lib' || true)
-	dpkg -x "$deb" "$tmp/root"
-	rm -rf "$MAILXROOT"
-	mv "$tmp/root" "$MAILXROOT"
-	rm -rf "$tmp"
-	need=""
-	for p in $libs; do installed "$p" || need="$need $p"; done
-	if [ -n "$need" ]; then
-		echo "e2e-deps: installing bsd-mailx's libraries:$need"
-		apt_update
-		apt-get install -y -qq --no-install-recommends $need >/dev/null
-	fi
+	extract_deb bsd-mailx "$CACHE/bsd-mailx" || {
+		echo "$TAG: bsd-mailx is not available from apt" >&2
+		exit 1
+	}
+	install_libs_of "$CACHE/bsd-mailx"
 fi
 
 # A clean Debian of this machine's release, for the install test.
 if [ ! -f "$CLEANROOT.done" ]; then
-	installed debootstrap || { apt_update; apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
+	install_missing debootstrap
 	codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
 	echo "e2e-deps: debootstrap --variant=minbase $codename into $CLEANROOT"
 	rm -rf "$CLEANROOT" "$CLEANROOT.tmp"
@@ -165,36 +112,13 @@ if [ ! -f "$CLEANROOT.done" ]; then
 fi
 
 # --- Dovecot ----------------------------------------------------------------
-dovecot_pkgs="dovecot-core dovecot-lmtpd"
-missing=""
-for p in $dovecot_pkgs; do installed "$p" || missing="$missing $p"; done
-if [ -n "$missing" ]; then
-	echo "e2e-deps: installing$missing"
+if any_missing dovecot-core dovecot-lmtpd; then
 	# Whether a system dovecot runs now, so that we stop only one we started.
 	was_running=""
 	if [ -r /run/dovecot/master.pid ] && kill -0 "$(cat /run/dovecot/master.pid)" 2>/dev/null; then
 		was_running=1
 	fi
-	prc=/usr/sbin/policy-rc.d
-	backup=""
-	if [ -e "$prc" ] || [ -L "$prc" ]; then
-		backup=$(mktemp /usr/sbin/.policy-rc.d.relaymail.XXXXXX)
-		cp -a "$prc" "$backup"
-	fi
-	restore_prc() {
-		if [ -n "$backup" ]; then
-			mv -f "$backup" "$prc"
-		else
-			rm -f "$prc"
-		fi
-	}
-	trap restore_prc EXIT
-	printf '#!/bin/sh\n# written by relaymail scripts/e2e-deps.sh for the duration of an install\nexit 101\n' >"$prc"
-	chmod 755 "$prc"
-	apt_update
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null
-	restore_prc
-	trap - EXIT
+	without_service_starts install_missing dovecot-core dovecot-lmtpd
 	if [ -z "$was_running" ]; then
 		if [ -d /run/systemd/system ]; then
 			systemctl stop dovecot.service dovecot.socket >/dev/null 2>&1 || true
@@ -212,36 +136,12 @@ fi
 
 # --- Postfix, extracted, never installed -------------------------------------
 if [ ! -x "$PFROOT/usr/lib/postfix/sbin/master" ] || [ ! -f "$CACHE/postfix/version" ]; then
-	echo "e2e-deps: extracting postfix into $PFROOT"
-	mkdir -p "$CACHE/postfix"
-	tmp=$(mktemp -d "$CACHE/postfix/.dl.XXXXXX")
-	# apt-get download runs as _apt when it can write the directory.
-	chmod 755 "$tmp"
-	chown _apt "$tmp" 2>/dev/null || true
-	if ! (cd "$tmp" && apt-get download -qq postfix 2>/dev/null); then
-		apt_update
-		(cd "$tmp" && apt-get download -qq postfix)
-	fi
-	deb=$(ls "$tmp"/postfix_*.deb)
-	dpkg-deb -f "$deb" Depends >"$tmp/depends"
-	dpkg -x "$deb" "$tmp/root"
-	dpkg-deb -f "$deb" Version >"$tmp/version"
-	rm -rf "$PFROOT" "$CACHE/postfix/depends"
-	mv "$tmp/root" "$PFROOT"
-	mv "$tmp/depends" "$CACHE/postfix/depends"
-	mv "$tmp/version" "$CACHE/postfix/version"
-	rm -rf "$tmp"
+	extract_deb postfix "$CACHE/postfix" || {
+		echo "$TAG: postfix is not available from apt" >&2
+		exit 1
+	}
 fi
 
 # The extracted binaries link against libraries that `apt-get install
 # postfix` would have pulled in; install those that are missing.
-if ! postfix_libs_ok; then
-	libs=$(tr ',' '\n' <"$CACHE/postfix/depends" | sed 's/[(|].*//; s/^ *//; s/ *$//' | grep '^lib' || true)
-	need=""
-	for p in $libs; do installed "$p" || need="$need $p"; done
-	if [ -n "$need" ]; then
-		echo "e2e-deps: installing postfix's libraries:$need"
-		apt_update
-		apt-get install -y -qq --no-install-recommends $need >/dev/null
-	fi
-fi
+postfix_libs_ok || install_libs_of "$CACHE/postfix"
