@@ -19,12 +19,19 @@ import (
 	"github.com/relaymail/relaymail/e2e/realserver"
 )
 
+// defaultLatencyRuns is 50 rather than the 20 of the issue's reference
+// figures: the target against nullmailer's module judges differences of a
+// few percent, and a median of 50 has less sampling error. (The spread
+// between runs, which follows the state of the VM, stayed: bench/README.md.)
+// 50 rounds cost about a minute more.
+const defaultLatencyRuns = 50
+
 // The knobs of a shorter run while working on the harness; `make bench`
 // uses the defaults, and a report made with other values says so.
 var (
-	latencyRuns = envInt("RELAYMAIL_BENCH_RUNS", 20)       // alternating rounds per latency case
-	rtRuns      = envInt("RELAYMAIL_BENCH_RT_RUNS", 7)     // alternating rounds at 20 ms RTT
-	throughputN = envInt("RELAYMAIL_BENCH_MESSAGES", 1000) // messages, one process each
+	latencyRuns = envInt("RELAYMAIL_BENCH_RUNS", defaultLatencyRuns) // alternating rounds per latency case
+	rtRuns      = envInt("RELAYMAIL_BENCH_RT_RUNS", 7)               // alternating rounds at 20 ms RTT
+	throughputN = envInt("RELAYMAIL_BENCH_MESSAGES", 1000)           // messages, one process each
 	bigSizes    = envList("RELAYMAIL_BENCH_SIZES", "50M,500M")
 	phases      = envList("RELAYMAIL_BENCH_PHASES", "latency,rtt,memory,throughput,flush,size,profile")
 	onlyClients = envList("RELAYMAIL_BENCH_CLIENTS", "relaymail,msmtp,nullmailer,dma")
@@ -64,7 +71,7 @@ func envList(name, def string) []string {
 
 // defaultKnobs reports whether the run used make bench's settings.
 func defaultKnobs() bool {
-	return latencyRuns == 20 && rtRuns == 7 && throughputN == 1000 && strings.Join(bigSizes, ",") == "50M,500M" &&
+	return latencyRuns == defaultLatencyRuns && rtRuns == 7 && throughputN == 1000 && strings.Join(bigSizes, ",") == "50M,500M" &&
 		len(phases) == 7 && len(onlyClients) == 4
 }
 
