@@ -165,6 +165,24 @@ func (in *intake) header(lr *lineReader, w *spoolWriter) error {
 	var firstBody []byte
 	bodyComplete := true
 	leading := true
+	// keep appends a header line, prefix first, to raw: the piece read so
+	// far and, when it is not complete, the rest of the line. It reports
+	// whether the input ended.
+	keep := func(prefix, piece []byte, complete bool) (eof bool, err error) {
+		if int64(len(raw)+len(prefix)+len(piece)) > limit {
+			return false, errHeaderTooBig
+		}
+		raw = append(raw, prefix...)
+		raw = append(raw, piece...)
+		if complete {
+			return false, nil
+		}
+		raw, err = lr.fullLine(raw, limit)
+		if err == io.EOF {
+			return true, nil
+		}
+		return false, err
+	}
 	for {
 		piece, complete, err := lr.next()
 		if err == io.EOF {
@@ -177,22 +195,15 @@ func (in *intake) header(lr *lineReader, w *spoolWriter) error {
 			// qmail-inject's headerbody.c: any header line that begins
 			// "From " is kept as the field MBOX-Line.
 			leading = false
-			if int64(len(raw)+len(mboxField)+len(piece)) > limit {
+			eof, err := keep([]byte(mboxField), piece, complete)
+			if errors.Is(err, errHeaderTooBig) {
 				return tooBig()
 			}
-			raw = append(raw, mboxField...)
-			raw = append(raw, piece...)
-			if !complete {
-				raw, err = lr.fullLine(raw, limit)
-				if errors.Is(err, errHeaderTooBig) {
-					return tooBig()
-				}
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					return err
-				}
+			if err != nil {
+				return err
+			}
+			if eof {
+				break
 			}
 			continue
 		}
@@ -215,21 +226,15 @@ func (in *intake) header(lr *lineReader, w *spoolWriter) error {
 		// always fit in it. Deciding early lets a huge first body line
 		// stream instead of counting against the header limit.
 		if isFieldStart(piece) || (len(raw) > 0 && (piece[0] == ' ' || piece[0] == '\t')) {
-			if int64(len(raw)+len(piece)) > limit {
+			eof, err := keep(nil, piece, complete)
+			if errors.Is(err, errHeaderTooBig) {
 				return tooBig()
 			}
-			raw = append(raw, piece...)
-			if !complete {
-				raw, err = lr.fullLine(raw, limit)
-				if errors.Is(err, errHeaderTooBig) {
-					return tooBig()
-				}
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					return err
-				}
+			if err != nil {
+				return err
+			}
+			if eof {
+				break
 			}
 			continue
 		}
