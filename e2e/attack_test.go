@@ -231,17 +231,7 @@ func (in *install) configure(t *testing.T, smarthost string, extra ...string) {
 		"log stderr",
 	}
 	// A key in extra replaces the default line.
-	for _, x := range extra {
-		key, _, _ := strings.Cut(x, " ")
-		kept := lines[:0]
-		for _, l := range lines {
-			if k, _, _ := strings.Cut(l, " "); k != key {
-				kept = append(kept, l)
-			}
-		}
-		lines = kept
-	}
-	lines = append(lines, extra...)
+	lines = mergeKeyed(lines, extra, " ")
 	if err := os.WriteFile(in.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

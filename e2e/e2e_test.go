@@ -86,19 +86,28 @@ func baseEnv(t *testing.T, smarthost string) []string {
 // mergeEnv lets later entries replace earlier ones with the same name, and
 // "NAME" alone (no "=") remove one.
 func mergeEnv(base, extra []string) []string {
-	out := append([]string(nil), base...)
-	for _, e := range extra {
-		name, _, _ := strings.Cut(e, "=")
-		kept := out[:0]
-		for _, o := range out {
-			if n, _, _ := strings.Cut(o, "="); n != name {
-				kept = append(kept, o)
-			}
-		}
-		out = kept
+	var out []string
+	for _, e := range mergeKeyed(base, extra, "=") {
 		if strings.Contains(e, "=") {
 			out = append(out, e)
 		}
+	}
+	return out
+}
+
+// mergeKeyed appends each entry of extra to base in turn, first removing
+// the entries with the same key: the text before sep.
+func mergeKeyed(base, extra []string, sep string) []string {
+	out := append([]string(nil), base...)
+	for _, e := range extra {
+		key, _, _ := strings.Cut(e, sep)
+		kept := out[:0]
+		for _, o := range out {
+			if k, _, _ := strings.Cut(o, sep); k != key {
+				kept = append(kept, o)
+			}
+		}
+		out = append(kept, e)
 	}
 	return out
 }
@@ -181,6 +190,23 @@ func render(pkgs []relaytest.QMTPPackage, o outcome) string {
 	return mask(b.String())
 }
 
+// readArgs reads a golden case's arguments: one a line, with \r, \n and
+// \\ escaped; empty lines are skipped.
+func readArgs(t *testing.T, path string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	for _, l := range strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n") {
+		if l != "" {
+			args = append(args, unescapeArg(l))
+		}
+	}
+	return args
+}
+
 func unescapeArg(s string) string {
 	return strings.NewReplacer(`\r`, "\r", `\n`, "\n", `\\`, `\`).Replace(s)
 }
@@ -198,16 +224,7 @@ func TestGolden(t *testing.T) {
 		base := strings.TrimSuffix(af, ".args")
 		t.Run(filepath.Base(base), func(t *testing.T) {
 			srv := relaytest.NewQMTPServer(t)
-			var args []string
-			raw, err := os.ReadFile(af)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, l := range strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n") {
-				if l != "" {
-					args = append(args, unescapeArg(l))
-				}
-			}
+			args := readArgs(t, af)
 			env := baseEnv(t, qmtpURL(srv))
 			if extra, err := os.ReadFile(base + ".env"); err == nil {
 				env = mergeEnv(env, strings.Split(strings.TrimSpace(string(extra)), "\n"))

@@ -89,16 +89,7 @@ func TestQmailGolden(t *testing.T) {
 		base := strings.TrimSuffix(af, ".args")
 		t.Run(filepath.Base(base), func(t *testing.T) {
 			srv := relaytest.NewQMTPServer(t)
-			var args []string
-			raw, err := os.ReadFile(af)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, l := range strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n") {
-				if l != "" {
-					args = append(args, unescapeArg(l))
-				}
-			}
+			args := readArgs(t, af)
 			var extra []string
 			if e, err := os.ReadFile(base + ".env"); err == nil {
 				for _, l := range strings.Split(strings.TrimSuffix(string(e), "\n"), "\n") {
