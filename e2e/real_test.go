@@ -147,22 +147,7 @@ func TestRealHarnessDovecotLMTP(t *testing.T) {
 				}
 			}
 			d.cmd("QUIT")
-			msgs := dc.Maildir(realserver.User1)
-			if len(msgs) != before+1 {
-				t.Fatalf("user1 has %d messages, want %d", len(msgs), before+1)
-			}
-			m := msgs[len(msgs)-1]
-			if m.ReturnPath != "sender@example.org" {
-				t.Errorf("Return-Path %q", m.ReturnPath)
-			}
-			if string(m.Content) != lf(realMessage) {
-				t.Errorf("stored message differs:\n%s\nwant:\n%s", m.Content, lf(realMessage))
-			}
-			for _, u := range []string{realserver.QuotaUser, realserver.TempfailUser} {
-				if n := len(dc.Maildir(u)); n != 0 {
-					t.Errorf("%s has %d messages", u, n)
-				}
-			}
+			checkOneCopy(t, dc, before, "sender@example.org")
 		})
 	}
 }
@@ -438,6 +423,30 @@ func stderrLine(stderr, rcpt string) string {
 	return ""
 }
 
+// checkOneCopy checks what Dovecot stored for realMessage sent to user1,
+// the over-quota user and the tempfail user: exactly one new copy for
+// user1 (it had before), with returnPath and the content byte for byte,
+// and nothing for the other two.
+func checkOneCopy(t *testing.T, dc *realserver.Dovecot, before int, returnPath string) {
+	t.Helper()
+	msgs := dc.Maildir(realserver.User1)
+	if len(msgs) != before+1 {
+		t.Fatalf("user1 has %d new messages, want exactly 1", len(msgs)-before)
+	}
+	m := msgs[len(msgs)-1]
+	if m.ReturnPath != returnPath {
+		t.Errorf("Return-Path %q, want %q", m.ReturnPath, returnPath)
+	}
+	if string(m.Content) != lf(realMessage) {
+		t.Errorf("stored message differs:\n%s\nwant:\n%s", m.Content, lf(realMessage))
+	}
+	for _, u := range []string{realserver.QuotaUser, realserver.TempfailUser} {
+		if n := len(dc.Maildir(u)); n != 0 {
+			t.Errorf("%s has %d messages", u, n)
+		}
+	}
+}
+
 func TestRealSendmailLMTP(t *testing.T) {
 	needClient(t, "lmtp")
 	dc := realserver.StartDovecot(t)
@@ -452,22 +461,7 @@ func TestRealSendmailLMTP(t *testing.T) {
 			if o.exit != 67 {
 				t.Errorf("exit %d, want 67 (EX_NOUSER); stderr:\n%s", o.exit, o.stderr)
 			}
-			msgs := dc.Maildir(realserver.User1)
-			if len(msgs) != before+1 {
-				t.Fatalf("user1 has %d new messages, want exactly 1", len(msgs)-before)
-			}
-			m := msgs[len(msgs)-1]
-			if m.ReturnPath != "alice@example.com" {
-				t.Errorf("Return-Path %q", m.ReturnPath)
-			}
-			if string(m.Content) != lf(realMessage) {
-				t.Errorf("stored message differs:\n%s\nwant:\n%s", m.Content, lf(realMessage))
-			}
-			for _, u := range []string{realserver.QuotaUser, realserver.TempfailUser} {
-				if n := len(dc.Maildir(u)); n != 0 {
-					t.Errorf("%s has %d messages", u, n)
-				}
-			}
+			checkOneCopy(t, dc, before, "alice@example.com")
 			if l := stderrLine(o.stderr, user1); l != "" {
 				t.Errorf("stderr mentions the delivered recipient: %s", l)
 			}

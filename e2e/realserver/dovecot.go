@@ -129,7 +129,7 @@ func StartDovecot(tb testing.TB) *Dovecot {
 		tb.Fatal(err)
 	}
 	conf := filepath.Join(dir, "dovecot.conf")
-	for attempt := 1; ; attempt++ {
+	d.proc = startRetrying(tb, "dovecot", func() (*process, []func() error) {
 		ports := freePorts(tb, 2)
 		d.LMTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
 		d.AuthAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
@@ -148,18 +148,9 @@ func StartDovecot(tb testing.TB) *Dovecot {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		err = waitReady(p, greets("tcp", d.LMTPAddr), greets("unix", d.LMTPSocket), listens("tcp", d.AuthAddr))
-		if err == nil {
-			d.proc = p
-			register(tb, p, d.log)
-			return d
-		}
-		p.stop()
-		if attempt == 3 || !errors.Is(err, errExited) {
-			tb.Fatalf("realserver: starting dovecot: %v\n%s", err, tail(d.log, 20))
-		}
-		tb.Logf("realserver: dovecot did not start (attempt %d), retrying with other ports: %v", attempt, err)
-	}
+		return p, []func() error{greets("tcp", d.LMTPAddr), greets("unix", d.LMTPSocket), listens("tcp", d.AuthAddr)}
+	}, d.log)
+	return d
 }
 
 func (d *Dovecot) home(user string) string { return filepath.Join(d.Dir, "mail", user) }

@@ -234,7 +234,7 @@ func StartPostfix(tb testing.TB, opts PostfixOptions) *Postfix {
 		tb.Fatal(err)
 	}
 	env := []string{"PATH=/usr/bin:/bin", "TZ=UTC", "LD_LIBRARY_PATH=" + filepath.Join(root, "usr/lib/postfix")}
-	for attempt := 1; ; attempt++ {
+	p.proc = startRetrying(tb, "postfix", func() (*process, []func() error) {
 		port := freePorts(tb, 1)[0]
 		p.SMTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		var master strings.Builder
@@ -258,18 +258,9 @@ func StartPostfix(tb testing.TB, opts PostfixOptions) *Postfix {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		err = waitReady(proc, greets("tcp", p.SMTPAddr))
-		if err == nil {
-			p.proc = proc
-			register(tb, proc, p.log)
-			return p
-		}
-		proc.stop()
-		if attempt == 3 || !errors.Is(err, errExited) {
-			tb.Fatalf("realserver: starting postfix: %v\n%s", err, tail(p.log, 20))
-		}
-		tb.Logf("realserver: postfix did not start (attempt %d), retrying with another port: %v", attempt, err)
-	}
+		return proc, []func() error{greets("tcp", p.SMTPAddr)}
+	}, p.log)
+	return p
 }
 
 // Log returns Postfix's maillog so far.

@@ -295,6 +295,33 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// startRetrying starts a server with up to three attempts of launch, which
+// chooses ports, writes the configuration, starts the process and returns
+// it with its readiness checks. A server that exits before it is ready
+// (most often: a port taken between choosing and binding it) is started
+// again on other ports. logs are registered with the process, and the
+// first is quoted when the server does not start.
+func startRetrying(tb testing.TB, name string, launch func() (*process, []func() error), logs ...string) *process {
+	tb.Helper()
+	for attempt := 1; ; attempt++ {
+		p, checks := launch()
+		err := waitReady(p, checks...)
+		if err == nil {
+			register(tb, p, logs...)
+			return p
+		}
+		p.stop()
+		if attempt == 3 || !errors.Is(err, errExited) {
+			quoted := ""
+			if len(logs) > 0 {
+				quoted = "\n" + tail(logs[0], 20)
+			}
+			tb.Fatalf("realserver: starting %s: %v%s", name, err, quoted)
+		}
+		tb.Logf("realserver: %s did not start (attempt %d), retrying with other ports: %v", name, attempt, err)
+	}
+}
+
 // errExited says the server died while we waited for it.
 var errExited = errors.New("exited during startup")
 

@@ -131,7 +131,7 @@ func StartSMTPSink(tb testing.TB, opts ...SinkOption) *Sink {
 		args = append(args, o...)
 	}
 	env := []string{"PATH=/usr/bin:/bin", "TZ=UTC", "LD_LIBRARY_PATH=" + filepath.Join(root, "usr/lib/postfix")}
-	for attempt := 1; ; attempt++ {
+	s.proc = startRetrying(tb, fmt.Sprintf("smtp-sink %q", args), func() (*process, []func() error) {
 		var listen string
 		var ready func() error
 		if unix {
@@ -149,18 +149,9 @@ func StartSMTPSink(tb testing.TB, opts ...SinkOption) *Sink {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		err = waitReady(p, ready)
-		if err == nil {
-			s.proc = p
-			register(tb, p)
-			return s
-		}
-		p.stop()
-		if attempt == 3 || !errors.Is(err, errExited) {
-			tb.Fatalf("realserver: starting smtp-sink %q: %v", args, err)
-		}
-		tb.Logf("realserver: smtp-sink did not start (attempt %d), retrying with another port: %v", attempt, err)
-	}
+		return p, []func() error{ready}
+	})
+	return s
 }
 
 // Messages returns the transactions that reached the end of their data,
