@@ -43,6 +43,16 @@ func writeFile(t *testing.T, name, content string) string {
 	return p
 }
 
+// writeSecret writes a file as a secret should be, 0600, into dir.
+func writeSecret(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // loadString loads content as the file named by -C.
 func loadString(t *testing.T, content string, e env) (*Config, error) {
 	t.Helper()
@@ -369,13 +379,7 @@ func TestReadFileLimited(t *testing.T) {
 
 func TestFileTwins(t *testing.T) {
 	dir := t.TempDir()
-	secret := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	secret := func(name, content string) string { return writeSecret(t, dir, name, content) }
 	hosts := secret("hosts", "qmtp://a.example.com\n\n  smtps://u@b.example.com  \r\n\nlmtp:/run/l")
 	timeout := secret("timeout", "42s\n\n")
 	from := secret("from", "sender@example.com\r\n")
@@ -465,13 +469,7 @@ func TestBadFiles(t *testing.T) {
 
 func TestEnvironmentErrors(t *testing.T) {
 	dir := t.TempDir()
-	secret := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	secret := func(name, content string) string { return writeSecret(t, dir, name, content) }
 	badList := secret("badlist", "qmtp://a.example.com\n\nfoo\n")
 	empty := secret("empty", "\n\n")
 	blank := secret("blank", " \n\t\n")

@@ -81,6 +81,14 @@ func (f *fakeServer) opts() Options {
 }
 
 // readRest reads what the client still sends until it closes.
+// startRecorder is a server that reads until the client closes and then
+// hands over everything the client wrote.
+func startRecorder(t *testing.T) (*fakeServer, <-chan string) {
+	t.Helper()
+	sent := make(chan string, 1)
+	return startFake(t, func(conn net.Conn) { sent <- readRest(conn) }), sent
+}
+
 func readRest(conn net.Conn) string {
 	b, _ := io.ReadAll(conn)
 	return string(b)
@@ -454,8 +462,7 @@ func TestContextCancel(t *testing.T) {
 
 // A context that is already done stops Send before it writes anything.
 func TestContextDoneBeforeSend(t *testing.T) {
-	sent := make(chan string, 1)
-	fake := startFake(t, func(conn net.Conn) { sent <- readRest(conn) })
+	fake, sent := startRecorder(t)
 	c, err := Dial(context.Background(), fake.opts())
 	if err != nil {
 		t.Fatal(err)
@@ -475,8 +482,7 @@ func TestContextDoneBeforeSend(t *testing.T) {
 // QMTP.txt §4 needs one or more recipients; qmail-qmtpd answers an empty
 // list with nothing, so a client that sent one would hang.
 func TestZeroRecipientsWritesNothing(t *testing.T) {
-	sent := make(chan string, 1)
-	fake := startFake(t, func(conn net.Conn) { sent <- readRest(conn) })
+	fake, sent := startRecorder(t)
 	c, err := Dial(context.Background(), fake.opts())
 	if err != nil {
 		t.Fatal(err)
@@ -504,8 +510,7 @@ func TestZeroRecipientsWritesNothing(t *testing.T) {
 
 // The session clock: once SessionTimeout has passed, nothing more is sent.
 func TestSessionTimeLimit(t *testing.T) {
-	sent := make(chan string, 1)
-	fake := startFake(t, func(conn net.Conn) { sent <- readRest(conn) })
+	fake, sent := startRecorder(t)
 	opts := fake.opts()
 	opts.SessionTimeout = 10 * time.Second
 	c, err := Dial(context.Background(), opts)
@@ -677,8 +682,7 @@ func TestMessageReadFailure(t *testing.T) {
 		{"short file", &relay.Message{Data: bytes.NewReader([]byte("abc")), Size: 10}, "qmtp: message is 3 bytes, not the 10 bytes declared"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sent := make(chan string, 1)
-			fake := startFake(t, func(conn net.Conn) { sent <- readRest(conn) })
+			fake, sent := startRecorder(t)
 			c, err := Dial(context.Background(), fake.opts())
 			if err != nil {
 				t.Fatal(err)
