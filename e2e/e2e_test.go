@@ -163,11 +163,18 @@ var (
 // stay.
 func mask(s string) string {
 	s = generatedID.ReplaceAllString(s, "<GENERATED@host.example.com>")
-	return dateLine.ReplaceAllStringFunc(s, func(l string) string {
-		m := dateLine.FindStringSubmatch(l)
-		d, err := time.Parse("Mon, 02 Jan 2006 15:04:05 -0700", m[2])
+	return maskRecentDates(s, dateLine, "Mon, 02 Jan 2006 15:04:05 -0700", "GENERATED")
+}
+
+// maskRecentDates replaces each line that re matches and whose date (re's
+// second group, in layout) lies within two days of now by re's first group
+// (the field name), ": " and generated. Older dates came from the input.
+func maskRecentDates(s string, re *regexp.Regexp, layout, generated string) string {
+	return re.ReplaceAllStringFunc(s, func(l string) string {
+		m := re.FindStringSubmatch(l)
+		d, err := time.Parse(layout, m[2])
 		if err == nil && time.Since(d).Abs() < 48*time.Hour {
-			return m[1] + ": GENERATED"
+			return m[1] + ": " + generated
 		}
 		return l
 	})

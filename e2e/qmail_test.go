@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/relaymail/relaymail/relay/relaytest"
 )
@@ -42,14 +41,7 @@ var (
 func maskQmail(s string) string {
 	s = qmailID.ReplaceAllString(s, "<GENERATED.qmail@")
 	s = qmailVERPm.ReplaceAllString(s, "-TIME.PID$1")
-	return qmailDateLine.ReplaceAllStringFunc(s, func(l string) string {
-		m := qmailDateLine.FindStringSubmatch(l)
-		d, err := time.Parse("2 Jan 2006 15:04:05", m[2])
-		if err == nil && time.Since(d).Abs() < 48*time.Hour {
-			return m[1] + ": GENERATED -0000"
-		}
-		return l
-	})
+	return maskRecentDates(s, qmailDateLine, "2 Jan 2006 15:04:05", "GENERATED -0000")
 }
 
 func renderQmail(o outcome, pkgs []relaytest.QMTPPackage) string {

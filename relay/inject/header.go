@@ -170,7 +170,7 @@ func (in *intake) header(lr *lineReader, w *spoolWriter) error {
 	// whether the input ended.
 	keep := func(prefix, piece []byte, complete bool) (eof bool, err error) {
 		if int64(len(raw)+len(prefix)+len(piece)) > limit {
-			return false, errHeaderTooBig
+			return false, tooBig()
 		}
 		raw = append(raw, prefix...)
 		raw = append(raw, piece...)
@@ -178,8 +178,11 @@ func (in *intake) header(lr *lineReader, w *spoolWriter) error {
 			return false, nil
 		}
 		raw, err = lr.fullLine(raw, limit)
-		if err == io.EOF {
+		switch {
+		case err == io.EOF:
 			return true, nil
+		case errors.Is(err, errHeaderTooBig):
+			return false, tooBig()
 		}
 		return false, err
 	}
@@ -195,14 +198,9 @@ func (in *intake) header(lr *lineReader, w *spoolWriter) error {
 			// qmail-inject's headerbody.c: any header line that begins
 			// "From " is kept as the field MBOX-Line.
 			leading = false
-			eof, err := keep([]byte(mboxField), piece, complete)
-			if errors.Is(err, errHeaderTooBig) {
-				return tooBig()
-			}
-			if err != nil {
+			if eof, err := keep([]byte(mboxField), piece, complete); err != nil {
 				return err
-			}
-			if eof {
+			} else if eof {
 				break
 			}
 			continue
@@ -226,14 +224,9 @@ func (in *intake) header(lr *lineReader, w *spoolWriter) error {
 		// always fit in it. Deciding early lets a huge first body line
 		// stream instead of counting against the header limit.
 		if isFieldStart(piece) || (len(raw) > 0 && (piece[0] == ' ' || piece[0] == '\t')) {
-			eof, err := keep(nil, piece, complete)
-			if errors.Is(err, errHeaderTooBig) {
-				return tooBig()
-			}
-			if err != nil {
+			if eof, err := keep(nil, piece, complete); err != nil {
 				return err
-			}
-			if eof {
+			} else if eof {
 				break
 			}
 			continue

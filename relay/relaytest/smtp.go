@@ -392,15 +392,25 @@ func (se *smtpSession) dropped() bool {
 
 var errDropped = errors.New("relaytest: connection dropped")
 
-func (se *smtpSession) Data(r io.Reader) error {
+// finishData reads the message and takes the transaction out of the
+// session, unless the connection is to be dropped.
+func (se *smtpSession) finishData(r io.Reader) (*SMTPMessage, error) {
 	if err := se.readData(r); err != nil {
-		return err
+		return nil, err
 	}
 	if se.dropped() {
-		return errDropped
+		return nil, errDropped
 	}
 	m := se.m
 	se.m = nil
+	return m, nil
+}
+
+func (se *smtpSession) Data(r io.Reader) error {
+	m, err := se.finishData(r)
+	if err != nil {
+		return err
+	}
 	if f := se.s.opts.DataError; f != nil {
 		m.DataErr = f(m)
 	}
@@ -412,14 +422,10 @@ func (se *smtpSession) Data(r io.Reader) error {
 // (RFC 2033 §4.2). go-smtp matches statuses to recipients by address; for a
 // duplicated address the calls are in order, so each copy gets its own.
 func (se *smtpSession) LMTPData(r io.Reader, status smtp.StatusCollector) error {
-	if err := se.readData(r); err != nil {
+	m, err := se.finishData(r)
+	if err != nil {
 		return err
 	}
-	if se.dropped() {
-		return errDropped
-	}
-	m := se.m
-	se.m = nil
 	var dataErr *smtp.SMTPError
 	if f := se.s.opts.DataError; f != nil {
 		dataErr = f(m)
