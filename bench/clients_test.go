@@ -95,16 +95,27 @@ func (h *harness) invocation(e entry, t target, rcpts []string, msg *msgFile) (*
 // syslog, fixed names; everything else is the default (queue on, -odi,
 // flush_after_send yes).
 func (h *harness) relaymailEnv(queueDir, url string) []string {
-	return []string{
+	return benchEnv(h.emptyConf, "RELAYMAIL_QUEUE_DIR="+queueDir, "RELAYMAIL_SMARTHOST="+url)
+}
+
+// benchEnv is the environment every relaymail run of the benchmark starts
+// from: conf is an empty configuration file, syslog is off and the names
+// are fixed; extra follows.
+func benchEnv(conf string, extra ...string) []string {
+	return append([]string{
 		"PATH=/usr/bin:/bin",
-		"RELAYMAIL_CONFIG=" + h.emptyConf,
+		"RELAYMAIL_CONFIG=" + conf,
 		"RELAYMAIL_LOG=none",
 		"RELAYMAIL_DOMAIN=example.com",
 		"RELAYMAIL_HOSTNAME=host.example.com",
 		"RELAYMAIL_FROM=alice",
-		"RELAYMAIL_QUEUE_DIR=" + queueDir,
-		"RELAYMAIL_SMARTHOST=" + url,
-	}
+	}, extra...)
+}
+
+// flushEnv is benchEnv for the queue flush: a generous timeout, and no
+// flush after a send, which would start queue runs of its own.
+func flushEnv(conf string) []string {
+	return benchEnv(conf, "RELAYMAIL_TIMEOUT=60s", "RELAYMAIL_FLUSH_AFTER_SEND=no")
 }
 
 func relaymailURL(t target) string {

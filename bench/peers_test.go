@@ -700,16 +700,7 @@ const peersFlushRuns = 5
 
 func (h *harness) flush() {
 	n := throughputN
-	env := []string{
-		"PATH=/usr/bin:/bin",
-		"RELAYMAIL_CONFIG=" + h.emptyConf,
-		"RELAYMAIL_LOG=none",
-		"RELAYMAIL_DOMAIN=example.com",
-		"RELAYMAIL_HOSTNAME=host.example.com",
-		"RELAYMAIL_FROM=alice",
-		"RELAYMAIL_TIMEOUT=60s",
-		"RELAYMAIL_FLUSH_AFTER_SEND=no",
-	}
+	env := flushEnv(h.emptyConf)
 	rcpt := realserver.Address(realserver.User1)
 	template := makeTemplate(h.b, h.sendmail, env, filepath.Join(h.work, "template"), rcpt, n)
 	for _, host := range []struct {

@@ -76,16 +76,7 @@ func BenchmarkQueueFlush(b *testing.B) {
 	if err := os.WriteFile(conf, nil, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	env := []string{
-		"PATH=/usr/bin:/bin",
-		"RELAYMAIL_CONFIG=" + conf,
-		"RELAYMAIL_LOG=none",
-		"RELAYMAIL_DOMAIN=example.com",
-		"RELAYMAIL_HOSTNAME=host.example.com",
-		"RELAYMAIL_FROM=alice",
-		"RELAYMAIL_TIMEOUT=60s",
-		"RELAYMAIL_FLUSH_AFTER_SEND=no",
-	}
+	env := flushEnv(conf)
 	rcpt := realserver.Address(realserver.User1)
 
 	template := makeTemplate(b, sendmail, env, filepath.Join(work, "template"), rcpt, flushMessages)
