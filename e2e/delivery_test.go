@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -270,7 +271,8 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 }
 
-// The log line per message and per recipient, with log = stderr.
+// The log line per message and per recipient, with log = stderr. A message
+// delivered at once never had a queue ID; a queued one is tied to its ID.
 func TestLogLines(t *testing.T) {
 	srv := relaytest.NewQMTPServer(t)
 	env := mergeEnv(baseEnv(t, qmtpURL(srv)), []string{"RELAYMAIL_LOG=stderr"})
@@ -279,13 +281,27 @@ func TestLogLines(t *testing.T) {
 		t.Fatal(o.stderr)
 	}
 	for _, want := range []string{
-		"cronmail[", "<m1@example.com>: queue id ", ", from=<alice@example.com>, size=",
+		"cronmail[", "<m1@example.com>: from=<alice@example.com>, size=",
 		"nrcpt=2", "<m1@example.com>: to=<a@example.org>, relay=qmtp://", "status=sent",
 		"<m1@example.com>: to=<b@example.org>",
 	} {
 		if !strings.Contains(o.stderr, want) {
 			t.Errorf("log lacks %q:\n%s", want, o.stderr)
 		}
+	}
+	if strings.Contains(o.stderr, "queue") {
+		t.Errorf("a message delivered at once was logged as queued:\n%s", o.stderr)
+	}
+
+	deferring := scripted(t, relaytest.Reply("K", "ok 1 qp 2"), relaytest.Reply("Z", "busy"))
+	env = mergeEnv(baseEnv(t, qmtpURL(deferring)), []string{"RELAYMAIL_LOG=stderr"})
+	o = runSendmail(t, env, []string{"a@example.org", "b@example.org"}, []byte("Message-ID: <m2@example.com>\n\nx\n"))
+	id := regexp.MustCompile(`<m2@example\.com>: queued as ([0-9A-F]{16}-[0-9a-f]{8})\n`).FindStringSubmatch(o.stderr)
+	if o.exit != 0 || id == nil {
+		t.Fatalf("exit %d, log lacks \"<m2@example.com>: queued as ID\":\n%s", o.exit, o.stderr)
+	}
+	if want := id[1] + ": queued, from=<alice@example.com>"; !strings.Contains(o.stderr, want) {
+		t.Errorf("log lacks %q:\n%s", want, o.stderr)
 	}
 }
 

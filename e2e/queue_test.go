@@ -28,6 +28,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/relaymail/relaymail/e2e/realserver"
+	"github.com/relaymail/relaymail/relay/inject"
 	"github.com/relaymail/relaymail/relay/relaytest"
 )
 
@@ -229,6 +230,60 @@ func TestQueueFullDisk(t *testing.T) {
 			t.Errorf("with space again: exit %d: %s", o.exit, o.stderr)
 		}
 	})
+}
+
+// Intake holds a small message in memory and writes a spool file only when
+// something must be queued; a message larger than inject.DefaultMaxMemory
+// goes to its spool file as it is read. Either way a deferred message is
+// queued whole and delivered later byte for byte, a message delivered at
+// once leaves no file, and -odq queues at once.
+func TestQueueMessageInMemoryOrSpooled(t *testing.T) {
+	line := strings.Repeat("0123456789", 9) + "abcdefghi\n"
+	for _, c := range []struct {
+		name string
+		body string
+	}{
+		{"small, in memory", line},
+		{"large, spooled", strings.Repeat(line, (inject.DefaultMaxMemory/len(line))+100)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			down := deferringQMTP(t)
+			env, dir := spoolEnvAt(t, filepath.Join(t.TempDir(), "spool"), qmtpURL(down))
+			for _, mode := range []string{"-odi", "-odq"} {
+				o := runSendmail(t, env, []string{"-i", mode, "bob@example.org"}, queueMessage(mode, c.body))
+				if o.exit != 0 {
+					t.Fatalf("%s: exit %d: %s", mode, o.exit, o.stderr)
+				}
+			}
+			if l := listQueue(t, env); l.Count != 2 {
+				t.Fatalf("%d messages queued, want 2: %+v", l.Count, l.Messages)
+			}
+			if f := spoolFiles(t, dir, "tmp"); len(f) > 0 {
+				t.Errorf("tmp/ keeps %v", f)
+			}
+			up := relaytest.NewQMTPServer(t)
+			upEnv := mergeEnv(env, []string{"RELAYMAIL_SMARTHOST=" + qmtpURL(up)})
+			drainQueue(t, upEnv, 3)
+			o := runSendmail(t, upEnv, []string{"-i", "bob@example.org"}, queueMessage("at-once", c.body))
+			if o.exit != 0 {
+				t.Fatalf("delivery at once: exit %d: %s", o.exit, o.stderr)
+			}
+			got := map[string][]byte{}
+			for _, p := range up.Packages() {
+				got[messageIDOf(p.Message)] = p.Message
+			}
+			for _, id := range []string{"-odi", "-odq", "at-once"} {
+				if want := queueMessage(id, c.body); !bytes.Equal(got[msgID(id)], want) {
+					t.Errorf("%s: delivered %d bytes, want the %d submitted", id, len(got[msgID(id)]), len(want))
+				}
+			}
+			for _, sub := range []string{"tmp", "msg", "env"} {
+				if f := spoolFiles(t, dir, sub); len(f) > 0 {
+					t.Errorf("after delivery %s/ keeps %v", sub, f)
+				}
+			}
+		})
+	}
 }
 
 // 50 submissions and 3 queue runners at once on one spool, nothing killed:

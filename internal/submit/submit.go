@@ -1,6 +1,7 @@
 // Package submit is what both front ends, sendmail and qmail-inject, do with
-// a message once their command line is parsed: intake into a queue spool
-// file, an immediate attempt at the smarthosts, the queue for whatever was
+// a message once their command line is parsed: intake (into memory, or a
+// queue spool file for a large message), an immediate attempt at the
+// smarthosts, the queue for whatever was
 // deferred, and one stderr line per recipient that was not delivered. The
 // front ends differ only in how they read their command line and in how
 // they turn the Outcome and the error into an exit status; they share this
@@ -9,8 +10,8 @@
 // In a privileged run (internal/privsep) the spool operations, the TLS
 // files and the OAuth2 token are reached through privsep.Do, with the
 // installed privileges; intake, which parses what the caller sent, runs
-// with the caller's own. The spool file intake writes into is opened with
-// privileges and written through that descriptor.
+// with the caller's own. A spool file is created with privileges and
+// written through that descriptor.
 package submit
 
 import (
@@ -235,24 +236,34 @@ func OpenQueue(cfg *config.Config, log *maillog.Logger) (q *queue.Queue, err err
 }
 
 // Submit reads one message from in, relays it and queues what must wait:
-// with the queue on, intake writes straight into a queue spool file, the
-// smarthosts are tried at once (Mode 'i'), and whatever they defer is
-// committed. Every problem is reported on stderr before Submit returns;
-// the error, an *inject.Error or an *Error, only says which kind it was.
+// the smarthosts are tried at once (Mode 'i'), and whatever they defer is
+// committed. With the queue on, a message larger than intake keeps in
+// memory goes straight into a queue spool file; a smaller one gets a spool
+// file only when something must be queued. Every problem is reported on
+// stderr before Submit returns; the error, an *inject.Error or an *Error,
+// only says which kind it was.
 func (s *Submitter) Submit(ctx context.Context, in io.Reader, m Message) (Outcome, error) {
 	cfg := s.Config
 	opts := m.Intake
+	arrived := time.Now()
 	var sp *queue.Spool
 	if s.Queue != nil {
-		err := privsep.Do(func() (err error) {
-			sp, err = s.Queue.NewSpool()
-			return err
-		})
-		if err != nil {
+		// Before the message is read: a spool that cannot take it is
+		// the caller's to hear about now, not when a smarthost fails.
+		if err := privsep.Do(s.Queue.CheckWritable); err != nil {
 			s.fatalf("%v", err)
 			return Outcome{}, &Error{Kind: KindSpool, Err: err}
 		}
-		opts.SpoolFile = sp.File
+		opts.Spill = func() (*os.File, error) {
+			err := privsep.Do(func() (err error) {
+				sp, err = s.Queue.NewSpool()
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			return sp.File, nil
+		}
 	}
 	sub, err := inject.Intake(in, opts)
 	if err != nil {
@@ -269,9 +280,26 @@ func (s *Submitter) Submit(ctx context.Context, in io.Reader, m Message) (Outcom
 		id = "queue id " + sp.ID + ", "
 	}
 	s.Log.Info("%s: %sfrom=<%s>, size=%d, nrcpt=%d", sub.MessageID, id, env.Sender, sub.Message.Size, len(env.Recipients))
+	// enqueue commits the message with the recipients still to be tried
+	// (nil: all of them), writing it into a spool file first when intake
+	// held it in memory; it arrived when the caller handed it over.
+	enqueue := func(pending []relay.Result, attempts int) error {
+		var err error
+		if sp, err = s.spool(sp, sub); err != nil {
+			return err
+		}
+		e := NewEntry(&env, sub, pending, attempts)
+		e.Arrival = arrived
+		if err := s.commit(sp, e); err != nil {
+			return err
+		}
+		// The queue's own lines name only the queue ID.
+		s.Log.Info("%s: queued as %s", sub.MessageID, sp.ID)
+		return nil
+	}
 
-	if sp != nil && (len(s.Relayers) == 0 || m.Mode != 'i') {
-		if err := s.commit(sp, NewEntry(&env, sub, nil, 0)); err != nil {
+	if s.Queue != nil && (len(s.Relayers) == 0 || m.Mode != 'i') {
+		if err := enqueue(nil, 0); err != nil {
 			s.fatalf("cannot queue the message: %v", err)
 			return Outcome{}, &Error{Kind: KindSpool, Err: err}
 		}
@@ -300,15 +328,15 @@ func (s *Submitter) Submit(ctx context.Context, in io.Reader, m Message) (Outcom
 		keep = nil // every recipient failed: the caller hears it, no bounce
 	}
 	queuedAs := ""
-	if sp != nil {
+	if s.Queue != nil {
 		if len(keep) > 0 {
-			if err := s.commit(sp, NewEntry(&env, sub, keep, 1)); err != nil {
+			if err := enqueue(keep, 1); err != nil {
 				s.report(sub.MessageID, results, derr, "", true)
 				s.fatalf("cannot queue the deferred recipients: %v", err)
 				return Outcome{Results: results}, &Error{Kind: KindSpool, Err: err}
 			}
 			queuedAs = sp.ID
-		} else {
+		} else if sp != nil {
 			privsep.Do(sp.Discard)
 		}
 	}
@@ -337,6 +365,26 @@ func (s *Submitter) Submit(ctx context.Context, in io.Reader, m Message) (Outcom
 		}
 	}
 	return Outcome{Results: results, QueuedAs: queuedAs, Kept: kept}, nil
+}
+
+// spool returns sp, the queue spool file that intake wrote a large message
+// into, or else a new one with the message that intake held in memory.
+func (s *Submitter) spool(sp *queue.Spool, sub *inject.Submission) (*queue.Spool, error) {
+	if sp != nil {
+		return sp, nil
+	}
+	err := privsep.Do(func() (err error) {
+		sp, err = s.Queue.NewSpool()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.Copy(sp.File, sub.Message.Reader()); err != nil {
+		privsep.Do(sp.Discard)
+		return nil, fmt.Errorf("writing %s: %w", sp.File.Name(), err)
+	}
+	return sp, nil
 }
 
 // commit queues a spooled message with the installed privileges.

@@ -125,10 +125,20 @@ func (s *spoolWriter) Write(p []byte) (int, error) {
 	}
 	n, err := s.w.Write(p)
 	s.n += int64(n)
-	if err != nil {
-		return n, &Error{Kind: KindSpool, Msg: "cannot write the spool file", Err: err}
+	return n, spoolErr(err)
+}
+
+// spoolErr classes a failed write into the spool; an *Error from moving
+// the message to a file already says what failed.
+func spoolErr(err error) error {
+	if err == nil {
+		return nil // before ie, which escapes: this runs for every write
 	}
-	return n, nil
+	var ie *Error
+	if errors.As(err, &ie) {
+		return err
+	}
+	return &Error{Kind: KindSpool, Msg: "cannot write the spool file", Err: err}
 }
 
 // isFieldStart reports whether line opens a header field: a name of

@@ -1,8 +1,9 @@
 // Package inject is message intake: it reads the caller's message once,
 // normalises line endings, splits and rewrites the header, works out the
-// envelope, and streams everything into a spool file. It never holds the
-// message body in memory, and it changes no body byte except line endings and
-// the sendmail dot conventions.
+// envelope, and streams everything into a spool file, or keeps a message of
+// at most Options.MaxMemory bytes in memory. It never holds more than that
+// of a message in memory, and it changes no body byte except line endings
+// and the sendmail dot conventions.
 //
 // What intake does to the header (the fields it owns):
 //   - deletes Bcc, Resent-Bcc, Return-Path and Content-Length, always
@@ -26,6 +27,7 @@ package inject
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -74,13 +76,17 @@ type Options struct {
 	// MaxMessageBytes bounds the whole message as spooled; 0 means no
 	// limit.
 	MaxMessageBytes int64
-	// SpoolDir receives the spool file; "" means os.TempDir().
+	// MaxMemory is how much of a message intake keeps in memory; a larger
+	// message goes to a file (Spill). 0 means DefaultMaxMemory.
+	MaxMemory int
+	// Spill, when set, provides the file a message goes to once it
+	// outgrows MaxMemory: the queue passes its own tmp/ file, so that a
+	// deferred message is committed without a copy. The caller owns it;
+	// Submission.Close does not close it. Without Spill, intake creates a
+	// temporary file in SpoolDir and unlinks it at once.
+	Spill func() (*os.File, error)
+	// SpoolDir receives the temporary file; "" means os.TempDir().
 	SpoolDir string
-	// SpoolFile, when set, receives the message instead of a temporary
-	// file that intake creates and unlinks: the queue passes its own
-	// tmp/ file so that a deferred message is committed without a copy.
-	// The caller owns it; Submission.Close does not close it.
-	SpoolFile *os.File
 	// Now is the clock, for tests. nil means time.Now.
 	Now func() time.Time
 
@@ -266,10 +272,13 @@ type Submission struct {
 	Envelope  relay.Envelope
 	Message   relay.Message
 	MessageID string // the Message-ID (or Resent-Message-ID) field's value
-	file      *os.File
+	// Spilled is true when the message went to a file (Options.Spill or
+	// a temporary one), false when it is held in memory.
+	Spilled bool
+	file    *os.File
 }
 
-// Close releases the spool file.
+// Close releases the temporary file, if intake made one.
 func (s *Submission) Close() error {
 	if s.file == nil {
 		return nil
@@ -280,6 +289,42 @@ func (s *Submission) Close() error {
 }
 
 const bufSize = 64 << 10
+
+// DefaultMaxMemory is the largest message intake keeps in memory. Most mail
+// a program sends (a cron report, a password reset) is far smaller, and
+// such a message then costs no file at all when it is delivered at once:
+// creating and removing a spool file is a journalled metadata change that
+// waits behind every other writer on a busy disk. 256 KiB stays well inside
+// the flat-memory budget (bench/README.md).
+const DefaultMaxMemory = 256 << 10
+
+// spillWriter keeps the message in memory until it outgrows max, then moves
+// what it has to the file open returns and writes on there.
+type spillWriter struct {
+	buf  []byte
+	max  int
+	open func() (*os.File, error)
+	file *os.File
+}
+
+func (w *spillWriter) Write(p []byte) (int, error) {
+	if w.file == nil {
+		if len(w.buf)+len(p) <= w.max {
+			w.buf = append(w.buf, p...)
+			return len(p), nil
+		}
+		f, err := w.open()
+		if err != nil {
+			return 0, &Error{Kind: KindSpool, Msg: "cannot create a spool file", Err: err}
+		}
+		w.file = f
+		if _, err := f.Write(w.buf); err != nil {
+			return 0, err
+		}
+		w.buf = nil
+	}
+	return w.file.Write(p)
+}
 
 // Intake reads the message from r and returns it spooled, with its envelope.
 func Intake(r io.Reader, opts Options) (*Submission, error) {
@@ -300,30 +345,30 @@ func Intake(r io.Reader, opts Options) (*Submission, error) {
 		return nil, err
 	}
 
-	f := opts.SpoolFile
-	owned := f == nil
-	if owned {
-		var err error
-		f, err = os.CreateTemp(opts.SpoolDir, "relaymail-intake-*")
-		if err != nil {
-			return nil, &Error{Kind: KindSpool, Msg: "cannot create a spool file", Err: err}
-		}
-		// Unlink at once: the open descriptor keeps the data, and a crash
-		// or a kill leaves no stray file.
-		os.Remove(f.Name())
-	}
 	sub := &Submission{}
-	if owned {
-		sub.file = f
+	sw := &spillWriter{max: opts.MaxMemory, open: opts.Spill}
+	if sw.max <= 0 {
+		sw.max = DefaultMaxMemory
+	}
+	if sw.open == nil {
+		sw.open = func() (*os.File, error) {
+			f, err := os.CreateTemp(opts.SpoolDir, "relaymail-intake-*")
+			if err != nil {
+				return nil, err
+			}
+			// Unlink at once: the open descriptor keeps the data, and a
+			// crash or a kill leaves no stray file.
+			os.Remove(f.Name())
+			sub.file = f
+			return f, nil
+		}
 	}
 	fail := func(err error) (*Submission, error) {
-		if owned {
-			f.Close()
-		}
+		sub.Close()
 		return nil, err
 	}
 
-	w := &spoolWriter{w: bufio.NewWriterSize(f, bufSize), max: opts.MaxMessageBytes}
+	w := &spoolWriter{w: bufio.NewWriterSize(sw, bufSize), max: opts.MaxMessageBytes}
 	lr := &lineReader{br: bufio.NewReaderSize(newNormalizer(r, bufSize), bufSize), dots: !opts.IgnoreDots}
 	if err := in.header(lr, w); err != nil {
 		return fail(err)
@@ -332,7 +377,7 @@ func Intake(r io.Reader, opts Options) (*Submission, error) {
 		return fail(err)
 	}
 	if err := w.w.Flush(); err != nil {
-		return fail(&Error{Kind: KindSpool, Msg: "cannot write the spool file", Err: err})
+		return fail(spoolErr(err))
 	}
 
 	if len(in.rcpts) == 0 && !opts.AllowNoRecipients {
@@ -346,7 +391,12 @@ func Intake(r io.Reader, opts Options) (*Submission, error) {
 		return fail(&Error{Kind: KindUsage, Msg: msg})
 	}
 	sub.Envelope = in.envelope(in.finishSender())
-	sub.Message = relay.Message{Data: f, Size: w.n, EightBit: w.eightBit, LongLines: w.longLines}
+	sub.Message = relay.Message{Size: w.n, EightBit: w.eightBit, LongLines: w.longLines}
+	if sw.file != nil {
+		sub.Message.Data, sub.Spilled = sw.file, true
+	} else {
+		sub.Message.Data = bytes.NewReader(sw.buf)
+	}
 	sub.MessageID = in.messageID
 	return sub, nil
 }

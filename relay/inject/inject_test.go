@@ -328,6 +328,9 @@ func TestIntakeFlatMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
+	if !sub.Spilled {
+		t.Error("a 200 MB message was held in memory")
+	}
 	alloc := after.TotalAlloc - before.TotalAlloc
 	if alloc > 2<<20 {
 		t.Errorf("intake of a %d-byte message allocated %d bytes; want under 2 MiB", size, alloc)
@@ -379,6 +382,11 @@ func FuzzSplitHeader(f *testing.F) {
 		o.IgnoreDots, o.Extract = ignoreDots, extract
 		o.SpoolDir = spool
 		o.MaxHeaderBytes = 4096
+		if len(in)%2 == 1 {
+			// Half of the inputs move to a file somewhere inside the
+			// message, so that both ways of holding it are fuzzed.
+			o.MaxMemory = len(in)/3 + 1
+		}
 		sub, err := Intake(bytes.NewReader(in), o)
 		if err != nil {
 			var ie *Error
@@ -429,26 +437,77 @@ func TestEnvelopeWithoutMessage(t *testing.T) {
 	}
 }
 
-// With SpoolFile, intake writes into the caller's file and leaves it open.
-func TestIntakeIntoCallerFile(t *testing.T) {
-	f, err := os.Create(filepath.Join(t.TempDir(), "spool"))
-	if err != nil {
-		t.Fatal(err)
+// A message of at most MaxMemory bytes stays in memory and costs no file;
+// a larger one goes to the file Spill provides, whole (what was held in
+// memory first), and the file is left open for its owner.
+func TestIntakeSpill(t *testing.T) {
+	const msg = "Subject: s\r\n\r\nbody\r\n"
+	const spooled = "Subject: s\n"
+	for _, c := range []struct {
+		name      string
+		maxMemory int
+		spilled   bool
+	}{
+		{"held in memory", 0, false},
+		{"exactly the limit", 1 << 10, false},
+		{"spilled in the header", 4, true},
+		{"spilled in the body", 40, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := os.Create(filepath.Join(t.TempDir(), "spool"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			o := baseOptions()
+			o.Recipients = []string{"a@x"}
+			o.MaxMemory = c.maxMemory
+			calls := 0
+			o.Spill = func() (*os.File, error) { calls++; return f, nil }
+			sub, err := Intake(strings.NewReader(msg), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub.Close()
+			if c.name == "exactly the limit" {
+				// Find the limit that the spooled message meets exactly.
+				o.MaxMemory = int(sub.Message.Size)
+				if sub, err = Intake(strings.NewReader(msg), o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if sub.Spilled != c.spilled || calls != map[bool]int{false: 0, true: 1}[c.spilled] {
+				t.Fatalf("spilled %v after %d Spill calls, want %v", sub.Spilled, calls, c.spilled)
+			}
+			data, err := io.ReadAll(sub.Message.Reader())
+			if err != nil || !strings.HasPrefix(string(data), spooled) || !strings.HasSuffix(string(data), "\n\nbody\n") || int64(len(data)) != sub.Message.Size {
+				t.Errorf("message reads %q (%v), size %d", data, err, sub.Message.Size)
+			}
+			onDisk, _ := os.ReadFile(f.Name())
+			if c.spilled && string(onDisk) != string(data) {
+				t.Errorf("file holds %q, want the whole message %q", onDisk, data)
+			}
+			if !c.spilled && len(onDisk) != 0 {
+				t.Errorf("a message held in memory was written to the file: %q", onDisk)
+			}
+			if _, err := f.Stat(); err != nil {
+				t.Errorf("caller's file was closed: %v", err)
+			}
+		})
 	}
-	defer f.Close()
-	o := baseOptions()
-	o.Recipients = []string{"a@x"}
-	o.SpoolFile = f
-	sub, err := Intake(strings.NewReader("Subject: s\r\n\r\nbody\r\n"), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub.Close()
-	data, err := os.ReadFile(f.Name())
-	if err != nil || !strings.HasSuffix(string(data), "\n\nbody\n") || int64(len(data)) != sub.Message.Size {
-		t.Errorf("file holds %q (%v), size %d", data, err, sub.Message.Size)
-	}
-	if _, err := f.Stat(); err != nil {
-		t.Errorf("caller's file was closed: %v", err)
-	}
+	t.Run("spill fails", func(t *testing.T) {
+		o := baseOptions()
+		o.Recipients = []string{"a@x"}
+		o.MaxMemory = 4
+		cause := errors.New("queue: cannot create files in /spool/tmp: permission denied")
+		o.Spill = func() (*os.File, error) { return nil, cause }
+		_, err := Intake(strings.NewReader(msg), o)
+		var ie *Error
+		if !errors.As(err, &ie) || ie.Kind != KindSpool || !errors.Is(err, cause) {
+			t.Fatalf("got %#v, want a KindSpool *Error wrapping the cause", err)
+		}
+		if want := "cannot create a spool file: " + cause.Error(); err.Error() != want {
+			t.Errorf("got %q, want %q", err, want)
+		}
+	})
 }

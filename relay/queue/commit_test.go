@@ -30,7 +30,7 @@ func TestOpenCreatesSpool(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := files(t, q); len(got) != 0 {
-		t.Errorf("the write probe left %v", got)
+		t.Errorf("CheckWritable left %v", got)
 	}
 	// Opening again is fine, and changes nothing.
 	if _, err := Open(Options{Dir: dir}); err != nil {

@@ -31,6 +31,10 @@
 // # Commit protocol (enqueue)
 //
 //  1. Write the message into tmp/ID.msg and fsync it.            S0
+//     A submission writes tmp/ID.msg as it reads a message larger
+//     than intake keeps in memory (inject.DefaultMaxMemory); a smaller
+//     one gets its tmp/ID.msg only when something must be queued, so a
+//     message delivered at once costs no spool file at all.
 //  2. Link tmp/ID.msg to msg/ID and fsync msg/.                  S1
 //  3. Write the envelope into tmp/ID.env and fsync it.
 //  4. Rename tmp/ID.env to env/ID. This rename is the one commit point:

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Defaults for the zero values of Options (doc.go: retry_min, retry_max,
@@ -147,9 +149,9 @@ func (e *SpoolError) Unwrap() error { return e.Err }
 // Open opens the spool in opts.Dir, creating it and its subdirectories
 // (mode 0700, or 2770 when Shared) when missing. A subdirectory that is a
 // symbolic link is refused. Every failure is a *SpoolError. Open does not
-// write: NewSpool, which a submission calls before it reads the message,
-// reports a spool that cannot take one, and CheckWritable does so for
-// callers that write later.
+// write: CheckWritable, which a submission calls before it reads the
+// message and an SMTP session or a queue run before it accepts or tries
+// anything, reports a spool that cannot take one.
 func Open(opts Options) (*Queue, error) {
 	if opts.Dir == "" {
 		return nil, &SpoolError{Dir: `""`, Op: "use", Err: errors.New("no queue directory is configured")}
@@ -224,18 +226,17 @@ func Open(opts Options) (*Queue, error) {
 	return q, nil
 }
 
-// CheckWritable creates and removes a file in tmp/, so that a spool that
-// cannot take a message is reported (a *SpoolError) before anything is
-// accepted: at the start of an SMTP session (-bs) or a queue run.
+// CheckWritable reports (a *SpoolError) a spool that this process cannot
+// create files in, before anything is accepted. It asks the kernel
+// (faccessat(2) with the effective IDs, which a setgid run holds) rather
+// than creating a file: a submission usually needs no spool file at all
+// (inject.DefaultMaxMemory), and creating and removing one is journalled
+// work that waits behind every other writer on a busy disk. A full disk
+// shows only when the message is written.
 func (q *Queue) CheckWritable() error {
-	probe := q.path(dirTmp, ".probe-"+randomHex(4))
-	f, err := os.OpenFile(probe, os.O_WRONLY|os.O_CREATE|os.O_EXCL, q.fileMode)
-	if err != nil {
-		return &SpoolError{Dir: q.path(dirTmp), Op: "create files in", Err: err}
-	}
-	f.Close()
-	if err := os.Remove(probe); err != nil {
-		return &SpoolError{Dir: q.path(dirTmp), Op: "create files in", Err: err}
+	dir := q.path(dirTmp)
+	if err := unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK|unix.X_OK, unix.AT_EACCESS); err != nil {
+		return &SpoolError{Dir: dir, Op: "create files in", Err: err}
 	}
 	return nil
 }
