@@ -294,9 +294,11 @@ const bufSize = 64 << 10
 // a program sends (a cron report, a password reset) is far smaller, and
 // such a message then costs no file at all when it is delivered at once:
 // creating and removing a spool file is a journalled metadata change that
-// waits behind every other writer on a busy disk. 256 KiB stays well inside
-// the flat-memory budget (bench/README.md).
-const DefaultMaxMemory = 256 << 10
+// waits behind every other writer on a busy disk. 64 KiB is one buffer's
+// worth: a larger message costs one 64 KiB copy more than before, where
+// 256 KiB (grown by doubling) put 0.5 MB on the peak RSS of every large
+// message, against a budget of 1.2 × a small one's (bench/README.md).
+const DefaultMaxMemory = bufSize
 
 // spillWriter keeps the message in memory until it outgrows max, then moves
 // what it has to the file open returns and writes on there.
