@@ -1,11 +1,11 @@
 // Package submit is what both front ends, sendmail and qmail-inject, do with
 // a message once their command line is parsed: intake (into memory, or a
 // queue spool file for a large message), an immediate attempt at the
-// smarthosts, the queue for whatever was
-// deferred, and one stderr line per recipient that was not delivered. The
-// front ends differ only in how they read their command line and in how
-// they turn the Outcome and the error into an exit status; they share this
-// code so that there is one delivery path, not two.
+// smarthosts, the queue for whatever was deferred, and one stderr line per
+// recipient that was not delivered. The front ends differ only in how they
+// read their command line and in how they turn the Outcome and the error
+// into an exit status; they share this code so that there is one delivery
+// path, not two.
 //
 // In a privileged run (internal/privsep) the spool operations, the TLS
 // files and the OAuth2 token are reached through privsep.Do, with the
