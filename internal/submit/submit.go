@@ -355,12 +355,12 @@ func (s *Submitter) Submit(ctx context.Context, in io.Reader, m Message) (Outcom
 		if kept {
 			own = 1
 		}
-		var entries []queue.Entry
+		var queued int
 		err := privsep.Do(func() (err error) {
-			entries, err = s.Queue.List()
+			queued, err = s.Queue.CountUpTo(own + 1)
 			return err
 		})
-		if err == nil && len(entries) > own {
+		if err == nil && queued > own {
 			s.Detach("-q")
 		}
 	}

@@ -122,3 +122,25 @@ func TestWriteJSON(t *testing.T) {
 		t.Errorf("empty queue: %s", got)
 	}
 }
+
+// CountUpTo counts queued messages by name only: it stops at its limit, and
+// it counts a message whose envelope does not parse (List reports that one)
+// but not a stray file.
+func TestCountUpTo(t *testing.T) {
+	q, _ := newQueue(t, Options{})
+	for i := 0; i < 130; i++ {
+		enqueue(t, q, "alice@example.com", "bob@example.org")
+	}
+	e := listAll(t, q)[0]
+	if err := os.WriteFile(q.path(dirEnv, e.ID), []byte("not an envelope"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(q.path(dirEnv, "stray"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ limit, want int }{{0, 0}, {1, 1}, {2, 2}, {64, 64}, {65, 65}, {130, 130}, {500, 130}} {
+		if got, err := q.CountUpTo(c.limit); err != nil || got != c.want {
+			t.Errorf("CountUpTo(%d) = %d, %v; want %d", c.limit, got, err, c.want)
+		}
+	}
+}
