@@ -50,6 +50,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "qmail-inject: fatal: %v\n", err)
 		os.Exit(exTemp)
 	}
+	submit.OneCPU()
 	os.Exit(run(os.Args, os.LookupEnv, os.Stdin, os.Stdout, os.Stderr))
 }
 

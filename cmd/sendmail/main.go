@@ -44,6 +44,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "sendmail: fatal: %v\n", err)
 		os.Exit(exOSErr)
 	}
+	submit.OneCPU()
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
 
