@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"net"
 	"testing"
@@ -66,9 +67,19 @@ type TestCA struct {
 // NewTestCA makes a CA whose subject common name is name.
 func NewTestCA(tb testing.TB, name string) *TestCA {
 	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := NewCA(name)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return ca
+}
+
+// NewCA is NewTestCA for a program rather than a test (bench's
+// smtp-tls-sink): it returns its error.
+func NewCA(name string) (*TestCA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -82,15 +93,20 @@ func NewTestCA(tb testing.TB, name string) *TestCA {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	return &TestCA{Cert: cert, Pool: pool, key: key, next: 2}
+	return &TestCA{Cert: cert, Pool: pool, key: key, next: 2}, nil
+}
+
+// PEM is the CA's certificate in PEM, for a client's trust file.
+func (ca *TestCA) PEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})
 }
 
 // CertOptions describes a server certificate a TestCA issues.
@@ -109,9 +125,18 @@ type CertOptions struct {
 // certificate (for fingerprints).
 func (ca *TestCA) ServerConfig(tb testing.TB, opts CertOptions) *tls.Config {
 	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := ca.Issue(opts)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+}
+
+// Issue issues a server certificate, chained to the CA, with its Leaf set.
+func (ca *TestCA) Issue(opts CertOptions) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
 	}
 	now := time.Now()
 	if opts.NotBefore.IsZero() {
@@ -141,14 +166,11 @@ func (ca *TestCA) ServerConfig(tb testing.TB, opts CertOptions) *tls.Config {
 	ca.next++
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
-		tb.Fatal(err)
+		return tls.Certificate{}, err
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		tb.Fatal(err)
+		return tls.Certificate{}, err
 	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key, Leaf: leaf}},
-		MinVersion:   tls.VersionTLS12,
-	}
+	return tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
 }
